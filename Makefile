@@ -1,0 +1,38 @@
+# The two commands of the README: `make lab` (set up, open JupyterLab) and `make test`
+# (set up, run every test). Both are idempotent; a second run only checks.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: lab test setup host prepare clean help
+
+help:
+	@echo "make lab      set everything up and open JupyterLab on 127.0.0.1"
+	@echo "make test     set everything up and run unit, integration and notebook tests"
+	@echo "make setup    only the host (Docker engine, tools) and the Python environment"
+	@echo "make prepare  setup + build the lab images (offline-capable)"
+	@echo "make clean    remove leftovers of dead lab sessions (only labkit-labelled things)"
+
+host:
+	@scripts/setup-host.sh
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[lab,test]'
+	@touch $@
+
+setup: host $(VENV)/.installed
+
+prepare: setup
+	@$(VENV)/bin/labkit prepare
+
+lab: prepare
+	$(VENV)/bin/labkit lab
+
+test: prepare
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as a failure" >&2; exit 1; fi; exit $$rc
+
+clean:
+	@$(VENV)/bin/labkit clean

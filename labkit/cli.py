@@ -1,0 +1,102 @@
+"""`labkit` command line: doctor, images, prepare, clean, lab."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import LabkitError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from . import engine
+    caps = engine.probe()
+    if args.json:
+        print(json.dumps(caps.to_json(), indent=2))
+    else:
+        print(caps.text())
+    return 0 if caps.ok else 1
+
+
+def _images(args: argparse.Namespace) -> int:
+    from . import images
+    print(images.catalog().text())
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from . import images
+    mode = "offline" if args.offline else "online" if args.online else "auto"
+    print(images.prepare(args.names or None, mode=mode).text())
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from .lab import clean
+    report = clean(all_sessions=args.all, include_images=args.images)
+    print(report.text())
+    return 0
+
+
+def _lab(args: argparse.Namespace) -> int:
+    notebooks = Path(args.dir).resolve()
+    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
+           f"--ServerApp.root_dir={notebooks}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    print("Starting JupyterLab on 127.0.0.1 (token required; the URL with the token is printed below).",
+          flush=True)
+    os.execv(sys.executable, cmd)
+    return 0  # pragma: no cover
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labkit",
+        description="Cloud-native labs: helper commands for the workshop notebooks.",
+        epilog="Typical first run: `labkit doctor`, then `labkit prepare`, then `labkit lab`.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    d = sub.add_parser("doctor", help="check the Docker engine, BuildKit client and tools; exit 1 if something required is missing")
+    d.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    d.set_defaults(func=_doctor)
+    i = sub.add_parser("images", help="list the lab image catalog and which images are present")
+    i.set_defaults(func=_images)
+    pr = sub.add_parser("prepare", help="build or pull every lab image that is missing or stale",
+                        description="Pulls pinned upstream images when a registry answers, else builds them "
+                                    "offline from the host's OS packages (busybox-static, debootstrap).")
+    pr.add_argument("names", nargs="*", help="catalog names (default: all)")
+    mode = pr.add_mutually_exclusive_group()
+    mode.add_argument("--offline", action="store_true", help="never contact a registry; bootstrap from OS packages")
+    mode.add_argument("--online", action="store_true", help="pull pinned upstream images (fails without a registry)")
+    pr.set_defaults(func=_prepare)
+    c = sub.add_parser("clean", help="remove leftovers of dead lab sessions (only things labkit labelled)")
+    c.add_argument("--all", action="store_true", help="remove the resources of every lab session, live or dead")
+    c.add_argument("--images", action="store_true", help="also remove the catalog images `prepare` made")
+    c.set_defaults(func=_clean)
+    lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the workshop notebooks")
+    lab.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
+    lab.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default: %(default)s)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    lab.set_defaults(func=_lab)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LabkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Run, start, exec, logs and copy through the docker SDK; wait strategies; cleanup guaranteed."""
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+import tarfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import docker
+
+from .display import Renderable, Stack, callout, seconds, table, volatile
+from .errors import CommandFailed, CommandTimeout, ImageMissing, LabkitError, ReadinessTimeout
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass
+class RunResult(Renderable):
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def check(self) -> "RunResult":
+        """Raise CommandFailed unless the command succeeded; returns self for chaining."""
+        if self.exit_code != 0:
+            raise CommandFailed(self.command, self.exit_code, self.stdout, self.stderr)
+        return self
+
+    def _render(self):
+        blocks = [table(["command", "exit code", "duration"], [(self.command, self.exit_code, seconds(self.duration))],
+                        status_column=None)]
+        if self.stdout:
+            blocks.append(callout("info", "stdout", "", details=self.stdout.rstrip()))
+        if self.stderr:
+            blocks.append(callout("warning", "stderr", "", details=self.stderr.rstrip()))
+        return Stack(blocks)
+
+
+def _cmd_text(command: Sequence[str] | str | None) -> str:
+    if command is None:
+        return "(image default)"
+    return command if isinstance(command, str) else " ".join(command)
+
+
+def _loopback_ports(ports: dict[Any, Any] | None) -> dict[str, Any] | None:
+    """Every published port binds to 127.0.0.1 (a random host port unless one is given)."""
+    if not ports:
+        return None
+    out: dict[str, Any] = {}
+    for cport, host in ports.items():
+        key = str(cport) if "/" in str(cport) else f"{cport}/tcp"
+        if isinstance(host, tuple):
+            host = host[1]
+        out[key] = (LOOPBACK, host)
+    return out
+
+
+def _create(lab: "Lab", image: str, command: Sequence[str] | str | None, **kwargs: Any):
+    labels = dict(kwargs.pop("labels", None) or {})
+    labels.update(lab.labels)
+    kwargs["ports"] = _loopback_ports(kwargs.get("ports"))
+    try:
+        return lab.client.containers.create(image, command, labels=labels, **kwargs)
+    except docker.errors.ImageNotFound:
+        raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
+    except docker.errors.APIError as exc:
+        raise LabkitError(f"Docker refused to create a container from {image!r}: {exc.explanation}",
+                          "Check the options passed to run()/start().") from None
+
+
+def run(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, check: bool = False,
+        timeout: float | None = 300, **kwargs: Any) -> RunResult:
+    """`docker run --rm`: run to completion, capture stdout and stderr apart, always remove."""
+    start = time.monotonic()
+    container = _create(lab, image, command, **kwargs)
+    try:
+        container.start()
+        try:
+            status = container.wait(timeout=timeout)
+        except Exception:  # requests' ReadTimeout/ConnectionError: the command outlived its timeout
+            logs = container.logs().decode(errors="replace")
+            raise CommandTimeout(f"`{_cmd_text(command)}` did not finish within {timeout} s.", logs) from None
+        stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
+        stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    result = RunResult(_cmd_text(command), int(status.get("StatusCode", -1)), stdout, stderr,
+                       time.monotonic() - start)
+    return result.check() if check else result
+
+
+# --- wait strategies ---------------------------------------------------------------------
+
+class WaitStrategy:
+    def ready(self, container: "Container") -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+@dataclass
+class LogLine(WaitStrategy):
+    pattern: str
+    times: int = 1
+
+    def ready(self, container: "Container") -> bool:
+        return len(re.findall(self.pattern, container.logs(), re.MULTILINE)) >= self.times
+
+    def describe(self) -> str:
+        return f"log line matching {self.pattern!r}"
+
+
+def _listening(pid: int, port: int) -> bool | None:
+    """Whether something listens on `port` inside the net namespace of `pid` (None: can't see)."""
+    found = None
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found = bool(found)
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return found
+
+
+@dataclass
+class TcpPort(WaitStrategy):
+    """The port accepts connections on 127.0.0.1 *and* a process listens on it inside the
+    container (docker's userland proxy accepts connections before the app does)."""
+
+    port: int
+
+    def ready(self, container: "Container") -> bool:
+        pid = container.attrs()["State"].get("Pid") or 0
+        if pid and _listening(pid, self.port) is False:
+            return False
+        try:
+            with socket.create_connection((LOOPBACK, container.host_port(self.port)), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def describe(self) -> str:
+        return f"TCP port {self.port}"
+
+
+@dataclass
+class Http(WaitStrategy):
+    port: int
+    path: str = "/"
+    status: int = 200
+
+    def ready(self, container: "Container") -> bool:
+        url = f"http://{LOOPBACK}:{container.host_port(self.port)}{self.path}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status == self.status
+        except urllib.error.HTTPError as exc:
+            return exc.code == self.status
+        except OSError:
+            return False
+
+    def describe(self) -> str:
+        return f"HTTP {self.status} on port {self.port}{self.path}"
+
+
+@dataclass
+class Exec(WaitStrategy):
+    command: Sequence[str] | str
+
+    def ready(self, container: "Container") -> bool:
+        return container.exec(self.command).exit_code == 0
+
+    def describe(self) -> str:
+        return f"`{_cmd_text(self.command)}` succeeding"
+
+
+# --- long-running containers -------------------------------------------------------------
+
+class Container(Renderable):
+    """A started container that belongs to a lab; a context manager that always removes it."""
+
+    def __init__(self, lab: "Lab", model: Any) -> None:
+        self.lab = lab
+        self.model = model
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+    def attrs(self) -> dict[str, Any]:
+        self.model.reload()
+        return self.model.attrs
+
+    def status(self) -> str:
+        return self.attrs()["State"]["Status"]
+
+    def host_port(self, port: int | str) -> int:
+        key = str(port) if "/" in str(port) else f"{port}/tcp"
+        bindings = (self.attrs()["NetworkSettings"].get("Ports") or {}).get(key)
+        if not bindings:
+            raise LabkitError(f"Port {key} of {self.name} is not published.",
+                              f"Start the container with ports={{{port!r}: None}}.")
+        return int(bindings[0]["HostPort"])
+
+    def exec(self, command: Sequence[str] | str, *, check: bool = False, user: str = "",
+             workdir: str | None = None, environment: dict[str, str] | None = None) -> RunResult:
+        start = time.monotonic()
+        try:
+            code, (out, err) = self.model.exec_run(command, demux=True, user=user, workdir=workdir,
+                                                   environment=environment)
+        except docker.errors.APIError as exc:
+            raise LabkitError(f"Cannot exec in {self.name}: {exc.explanation}",
+                              "Is the container still running? `container.status()` tells.") from None
+        result = RunResult(_cmd_text(command), code if code is not None else -1,
+                           (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
+                           time.monotonic() - start)
+        return result.check() if check else result
+
+    def logs(self, tail: int | str = "all") -> str:
+        return self.model.logs(tail=tail).decode(errors="replace")
+
+    def copy_in(self, src: str | os.PathLike, dest_dir: str) -> None:
+        """Copy a host file or directory into `dest_dir` of the container (`docker cp` in)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(str(src), arcname=os.path.basename(os.path.normpath(str(src))))
+        if not self.model.put_archive(dest_dir, buf.getvalue()):
+            raise LabkitError(f"Copying {src} into {self.name}:{dest_dir} failed.", "Does the directory exist?")
+
+    def copy_out(self, src: str, dest_dir: str | os.PathLike) -> Path:
+        """Copy a file or directory out of the container into `dest_dir`; returns the new path."""
+        try:
+            stream, _ = self.model.get_archive(src)
+        except docker.errors.NotFound:
+            raise LabkitError(f"{src} does not exist in {self.name}.", "Check the path with container.exec('ls ...').") from None
+        buf = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=buf) as tar:
+            tar.extractall(dest_dir, filter="data")
+            first = tar.getnames()[0]
+        return Path(dest_dir) / first
+
+    def wait_for(self, strategy: WaitStrategy, timeout: float = 30) -> "Container":
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.attrs()["State"]
+            if state["Status"] in ("exited", "dead"):
+                raise ReadinessTimeout(f"{self.name} exited with code {state.get('ExitCode')} before "
+                                       f"{strategy.describe()}.", self.logs(),
+                                       "Read its last log lines above: the command or its configuration is wrong.")
+            try:
+                if strategy.ready(self):
+                    return self
+            except LabkitError:  # e.g. exec racing the container's exit: the next round tells
+                pass
+            if time.monotonic() > deadline:
+                raise ReadinessTimeout(f"{self.name} was not ready ({strategy.describe()}) within {timeout} s.",
+                                       self.logs())
+            time.sleep(0.1)
+
+    def stop(self, timeout: int = 5) -> None:
+        self.model.stop(timeout=timeout)
+
+    def remove(self) -> None:
+        try:
+            self.model.remove(force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+
+    def __enter__(self) -> "Container":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+    def _render(self):
+        attrs = self.attrs()
+        ports = ", ".join(f"{k}->{volatile(v[0]['HostPort'])}" for k, v in
+                          (attrs["NetworkSettings"].get("Ports") or {}).items() if v)
+        return table(["name", "image", "status", "ports"],
+                     [(volatile(self.name, self.name.rsplit("-", 1)[-1]), attrs["Config"]["Image"],
+                       attrs["State"]["Status"], ports)])
+
+
+def start(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+          wait: WaitStrategy | None = None, timeout: float = 30, **kwargs: Any) -> Container:
+    """`docker run -d`: start a labelled container, wait until ready, remove it if that fails."""
+    container = Container(lab, _create(lab, image, command, name=lab.name(name) if name else None, **kwargs))
+    try:
+        container.model.start()
+        if wait is not None:
+            container.wait_for(wait, timeout)
+    except BaseException:
+        container.remove()
+        raise
+    return container

@@ -1,0 +1,258 @@
+"""The one rendering mixin: every result object shows itself as text and as escaped HTML.
+
+Charts use matplotlib, rendered to PNG here (no JavaScript, no network), so they show in
+JupyterLab, in `jupyter nbconvert` output and on a code host's notebook viewer alike.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+STABLE_ENV = "LABKIT_STABLE"
+
+_STATUS_COLOURS = {
+    "ok": "#1a7f37", "pass": "#1a7f37", "passed": "#1a7f37", "yes": "#1a7f37", "done": "#1a7f37",
+    "present": "#1a7f37", "cached": "#1a7f37",
+    "missing": "#cf222e", "fail": "#cf222e", "failed": "#cf222e", "no": "#cf222e", "error": "#cf222e",
+    "optional": "#9a6700", "skipped": "#9a6700", "warning": "#9a6700", "stale": "#9a6700",
+    "not tried": "#57606a", "absent": "#57606a",
+}
+_CALLOUT_COLOURS = {"info": "#0969da", "success": "#1a7f37", "warning": "#9a6700", "error": "#cf222e"}
+_CALLOUT_ICONS = {"info": "i", "success": "✔", "warning": "!", "error": "✘"}
+
+
+def stable() -> bool:
+    """True in CI's stable-output mode: no ids, digests, timings, ports or progress bars."""
+    return os.environ.get(STABLE_ENV, "") not in ("", "0", "false", "no")
+
+
+def volatile(value: Any, placeholder: str = "…") -> str:
+    """A value that changes from run to run (id, timing, port): hidden in stable mode."""
+    return placeholder if stable() else str(value)
+
+
+def seconds(value: float) -> str:
+    return volatile(f"{value:.2f} s")
+
+
+def human_bytes(n: float | int | None) -> str:
+    if n is None:
+        return "?"
+    units = ["B", "kB", "MB", "GB", "TB"]
+    size = float(n)
+    for unit in units:
+        if abs(size) < 1000 or unit == units[-1]:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
+
+
+class Block:
+    """Something that has a plain-text and an HTML form."""
+
+    def text(self) -> str:
+        raise NotImplementedError
+
+    def html(self) -> str:
+        raise NotImplementedError
+
+    def bundle(self) -> dict[str, Any]:
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+
+class Renderable:
+    """Mixin: implement `_render()` returning a Block; Jupyter and print() then use it."""
+
+    def _render(self) -> Block:
+        raise NotImplementedError
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return self._render().bundle()
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self._render().text())
+
+    def text(self) -> str:
+        return self._render().text()
+
+    def html(self) -> str:
+        return self._render().html()
+
+
+@dataclass
+class Table(Block, Renderable):
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    title: str = ""
+    status_column: str | None = None
+
+    def _render(self) -> Block:
+        return self
+
+    def _cells(self) -> list[list[str]]:
+        return [["" if c is None else str(c) for c in row] for row in self.rows]
+
+    def text(self) -> str:
+        cells = self._cells()
+        widths = [len(c) for c in self.columns]
+        for row in cells:
+            for i, c in enumerate(row):
+                widths[i] = max(widths[i], max((len(line) for line in c.splitlines()), default=0))
+        fmt = "  ".join("{:<%d}" % w for w in widths)
+        lines = [self.title] if self.title else []
+        lines.append(fmt.format(*self.columns).rstrip())
+        lines.append("  ".join("-" * w for w in widths))
+        lines.extend(fmt.format(*(c.replace("\n", " ") for c in row)).rstrip() for row in cells)
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        status_idx = list(self.columns).index(self.status_column) if self.status_column else -1
+        out = ['<table class="labkit-table" style="border-collapse:collapse">']
+        if self.title:
+            out.append(f'<caption style="text-align:left;font-weight:bold">{html.escape(self.title)}</caption>')
+        out.append("<thead><tr>" + "".join(
+            f'<th style="text-align:left;padding:2px 8px">{html.escape(c)}</th>' for c in self.columns) + "</tr></thead><tbody>")
+        for row in self._cells():
+            tds = []
+            for i, c in enumerate(row):
+                style = "text-align:left;padding:2px 8px"
+                if i == status_idx and c.lower() in _STATUS_COLOURS:
+                    style += f";color:{_STATUS_COLOURS[c.lower()]};font-weight:bold"
+                tds.append(f'<td style="{style}">{html.escape(c).replace(chr(10), "<br>")}</td>')
+            out.append("<tr>" + "".join(tds) + "</tr>")
+        out.append("</tbody></table>")
+        return "".join(out)
+
+
+@dataclass
+class Callout(Block, Renderable):
+    kind: str
+    title: str
+    message: str
+    details: str = ""
+    hint: str = ""
+
+    def _render(self) -> Block:
+        return self
+
+    def text(self) -> str:
+        lines = [f"[{self.kind.upper()}] {self.title}: {self.message}"]
+        if self.details:
+            lines.append(self.details)
+        if self.hint:
+            lines.append(f"Hint: {self.hint}")
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        colour = _CALLOUT_COLOURS.get(self.kind, "#57606a")
+        icon = _CALLOUT_ICONS.get(self.kind, "")
+        parts = [f'<div class="labkit-callout labkit-{html.escape(self.kind)}" '
+                 f'style="border-left:4px solid {colour};padding:4px 10px;margin:4px 0">',
+                 f'<strong style="color:{colour}">{icon} {html.escape(self.title)}</strong> '
+                 f'{html.escape(self.message)}']
+        if self.details:
+            parts.append(f'<pre style="margin:4px 0;white-space:pre-wrap">{html.escape(self.details)}</pre>')
+        if self.hint:
+            parts.append(f'<div><em>Hint:</em> {html.escape(self.hint)}</div>')
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def callout(kind: str, title: str, message: str, details: str = "", hint: str = "") -> Callout:
+    return Callout(kind, title, message, details, hint)
+
+
+@dataclass
+class Stack(Block, Renderable):
+    """Several blocks shown one after another."""
+
+    blocks: list[Block] = field(default_factory=list)
+
+    def _render(self) -> Block:
+        return self
+
+    def text(self) -> str:
+        return "\n\n".join(b.text() for b in self.blocks)
+
+    def html(self) -> str:
+        return "".join(b.html() for b in self.blocks)
+
+    def bundle(self) -> dict[str, Any]:
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+
+@dataclass
+class Chart(Block, Renderable):
+    """A horizontal bar chart (optionally stacked/offset, which makes it a timeline).
+
+    bars: (label, value) or (label, start, end) tuples. The text form is an ASCII chart, so
+    the chart reads in a terminal and in CI logs too.
+    """
+
+    title: str
+    bars: Sequence[tuple]
+    unit: str = ""
+    colours: Sequence[str] | None = None
+    legend: dict[str, str] | None = None
+
+    def _render(self) -> Block:
+        return self
+
+    def _spans(self) -> list[tuple[str, float, float]]:
+        spans = []
+        for bar in self.bars:
+            if len(bar) == 2:
+                spans.append((str(bar[0]), 0.0, float(bar[1])))
+            else:
+                spans.append((str(bar[0]), float(bar[1]), float(bar[2])))
+        return spans
+
+    def text(self, width: int = 40) -> str:
+        spans = self._spans()
+        top = max((e for _, _, e in spans), default=0) or 1
+        lw = max((len(lbl) for lbl, _, _ in spans), default=0)
+        lines = [self.title]
+        for lbl, s, e in spans:
+            a, b = int(round(s / top * width)), max(int(round(e / top * width)), int(round(s / top * width)) + 1)
+            value = "" if stable() else f" {e - s:.3g}{(' ' + self.unit) if self.unit else ''}"
+            lines.append(f"{lbl:<{lw}} |{' ' * a}{'#' * (b - a)}{value}")
+        return "\n".join(lines)
+
+    def png(self) -> bytes:
+        # Figure without pyplot: no global state, no GUI backend, works in any kernel.
+        from matplotlib.figure import Figure
+
+        spans = self._spans()
+        fig = Figure(figsize=(7, 0.45 * len(spans) + 1.2), dpi=90)
+        ax = fig.subplots()
+        labels = [lbl for lbl, _, _ in spans]
+        ys = list(range(len(spans)))[::-1]
+        colours = list(self.colours) if self.colours else ["#0969da"] * len(spans)
+        ax.barh(ys, [e - s for _, s, e in spans], left=[s for _, s, _ in spans], color=colours)
+        ax.set_yticks(ys, labels)
+        ax.set_title(self.title)
+        if self.unit:
+            ax.set_xlabel(self.unit)
+        if self.legend:
+            from matplotlib.patches import Patch
+            ax.legend(handles=[Patch(color=c, label=k) for k, c in self.legend.items()], loc="lower right")
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def html(self) -> str:
+        data = base64.b64encode(self.png()).decode()
+        return f'<img alt="{html.escape(self.title)}" src="data:image/png;base64,{data}"/>'
+
+    def bundle(self) -> dict[str, Any]:
+        return {"text/plain": self.text(), "image/png": base64.b64encode(self.png()).decode()}
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "",
+          status_column: str | None = None) -> Table:
+    return Table(list(columns), [list(r) for r in rows], title, status_column)

