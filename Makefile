@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: lab test setup host prepare clean help
+.PHONY: lab test setup host prepare clean help notebooks
 
 help:
 	@echo "make lab      set everything up and open JupyterLab on 127.0.0.1"
@@ -12,6 +12,7 @@ help:
 	@echo "make setup    only the host (Docker engine, tools) and the Python environment"
 	@echo "make prepare  setup + build the lab images (offline-capable)"
 	@echo "make clean    remove leftovers of dead lab sessions (only labkit-labelled things)"
+	@echo "make notebooks  re-execute the notebooks so their committed outputs are current"
 
 host:
 	@scripts/setup-host.sh
@@ -36,3 +37,10 @@ test: prepare
 
 clean:
 	@$(VENV)/bin/labkit clean
+
+# Re-execute the notebooks in place (stable-output mode) so their committed outputs are current.
+notebooks: prepare
+	@for nb in notebooks/[0-9][0-9]-*.ipynb; do \
+	  echo "executing $$nb"; \
+	  (cd notebooks && LABKIT_STABLE=1 XDG_STATE_HOME=$$(mktemp -d) ../$(PY) -m papermill --no-progress-bar -k python3 $$(basename $$nb) $$(basename $$nb)) || exit 1; \
+	done

@@ -1,4 +1,4 @@
-"""`labkit` command line: doctor, images, prepare, clean, lab."""
+"""`labkit` command line: doctor, images, prepare, clean, progress, lab."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,13 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> int:
+    from . import exercises
+    report = exercises.progress(args.lab)
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    return 0
+
+
 def _lab(args: argparse.Namespace) -> int:
     notebooks = Path(args.dir).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
@@ -79,6 +86,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--all", action="store_true", help="remove the resources of every lab session, live or dead")
     c.add_argument("--images", action="store_true", help="also remove the catalog images `prepare` made")
     c.set_defaults(func=_clean)
+    pg = sub.add_parser("progress", help="show your exercise progress (stored under $XDG_STATE_HOME/labkit)")
+    pg.add_argument("lab", nargs="?", help="only this lab (e.g. welcome)")
+    pg.add_argument("--json", action="store_true", help="print JSON (for a trainer collecting results)")
+    pg.set_defaults(func=_progress)
     lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the workshop notebooks")
     lab.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
     lab.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default: %(default)s)")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import docker
 
-from .display import Renderable, Stack, callout, seconds, table, volatile
+from .display import Renderable, Stack, callout, seconds, short_name, table, volatile
 from .errors import CommandFailed, CommandTimeout, ImageMissing, LabkitError, ReadinessTimeout
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class Container(Renderable):
         ports = ", ".join(f"{k}->{volatile(v[0]['HostPort'])}" for k, v in
                           (attrs["NetworkSettings"].get("Ports") or {}).items() if v)
         return table(["name", "image", "status", "ports"],
-                     [(volatile(self.name, self.name.rsplit("-", 1)[-1]), attrs["Config"]["Image"],
+                     [(short_name(self.name), attrs["Config"]["Image"],
                        attrs["State"]["Status"], ports)])
 
 

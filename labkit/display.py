@@ -9,6 +9,7 @@ import base64
 import html
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -33,6 +34,22 @@ def stable() -> bool:
 def volatile(value: Any, placeholder: str = "…") -> str:
     """A value that changes from run to run (id, timing, port): hidden in stable mode."""
     return placeholder if stable() else str(value)
+
+
+_HEX_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
+
+
+def hide_ids(text: str) -> str:
+    """Replace content ids and digests inside a text by "…" in stable mode."""
+    return _HEX_ID.sub("…", text) if stable() else text
+
+
+_SESSION_PREFIX = re.compile(r"^lab-[a-z0-9-]+?-[0-9a-f]{6}-")
+
+
+def short_name(name: str) -> str:
+    """A session-derived name (lab-<topic>-<id>-web) as the learner wrote it (web)."""
+    return _SESSION_PREFIX.sub("", name)
 
 
 def seconds(value: float) -> str:

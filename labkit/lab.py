@@ -74,7 +74,8 @@ class CleanupReport(Renderable):
         return sum(self.removed.values())
 
     def _render(self):
-        what = ", ".join(f"{v} {k}" for k, v in self.removed.items() if v) or "nothing left to remove"
+        what = ", ".join(f"{v} {k if v != 1 else k[:-1]}" for k, v in self.removed.items() if v) \
+            or "nothing left to remove"
         return callout("success", "Cleaned up", f"Removed {what}.")
 
 
@@ -243,6 +244,30 @@ class Lab(Renderable):
 
     def volume(self, suffix: str = "data", **kwargs: Any):
         return self.client.volumes.create(self.name(suffix), labels=dict(self.labels), **kwargs)
+
+    def build(self, tag: str, dockerfile: str | None = None, **kwargs: Any):
+        """BuildKit build, tagged lab.name(tag) and labelled with the session."""
+        from . import build
+        return build.build(self, tag, dockerfile, **kwargs)
+
+    def image(self, tag: str) -> str:
+        """The full name of an image this session built as `tag`."""
+        return self.name(tag)
+
+    # exercises
+    def check(self, exercise_id: str, **kwargs: Any):
+        """Check an exercise against the real state; shows a green or red callout."""
+        from . import exercises
+        return exercises.run_check(self, exercise_id, **kwargs)
+
+    def exercises(self):
+        from . import exercises
+        return exercises.progress(self.topic)
+
+    def progress(self):
+        """Your progress over every lab and exercise."""
+        from . import exercises
+        return exercises.progress()
 
     # host-side things the watchdog must also remove
     def track_process(self, pid: int) -> None:

@@ -8,9 +8,12 @@ _installed = False
 
 def _show_labkit_error(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
     from IPython.display import display
-    display(value)
-    # A one-line error output still marks the cell as failed for papermill/nbval, with its ename.
-    return [f"{etype.__name__}: {getattr(value, 'message', value)}"]
+    display(value._render())  # type: ignore[attr-defined]
+    # Still emit an error output (one line, not a traceback wall): papermill and nbval only see
+    # a failed cell, and its ename (LabSkipped means "skipped"), through that output.
+    stb = [f"{etype.__name__}: {getattr(value, 'message', value)}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
 
 
 def install_error_display() -> bool:
@@ -29,3 +32,17 @@ def install_error_display() -> bool:
     shell.set_custom_exc((LabkitError,), _show_labkit_error)
     _installed = True
     return True
+
+
+# The workshop agenda: (number, notebook stem, title, the talk it comes from).
+AGENDA = [
+    ("00", "welcome", "Welcome: how the labs work", "Keynote: automate the toil, make releases boring"),
+    ("01", "container-universe", "The container universe: images, layers, what `docker run` does",
+     "The Container Universe"),
+]
+
+
+def agenda():
+    from .display import table
+    return table(["#", "notebook", "what you will do", "talk"],
+                 [(n, f"{n}-{stem}.ipynb", title, talk) for n, stem, title, talk in AGENDA], title="Agenda")

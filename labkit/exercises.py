@@ -1,0 +1,150 @@
+"""Exercise checks: `lab.check("id", ...)` inspects real state and returns a `CheckResult`;
+results are kept per user as JSON under the XDG state directory."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import inspect
+import json
+import os
+import pkgutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from .display import Renderable, callout, table
+from .errors import CheckError, LabkitError
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+CheckFn = Callable[..., tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    lab: str
+    id: str
+    title: str
+    hint: str
+    fn: CheckFn
+
+
+EXERCISES: dict[tuple[str, str], Exercise] = {}
+LOG: list[dict[str, Any]] = []  # every check run in this process, in order (the notebook harness reads it)
+PHASE = "after-solution"  # the notebook harness sets "before-solution" around its injected pre-checks
+_loaded = False
+
+
+def exercise(lab: str, id: str, title: str, hint: str) -> Callable[[CheckFn], CheckFn]:
+    """Declare a check: the function gets the Lab and the learner's arguments, and returns
+    (passed, message) after looking at the real state."""
+    def register(fn: CheckFn) -> CheckFn:
+        EXERCISES[(lab, id)] = Exercise(lab, id, title, hint, fn)
+        return fn
+    return register
+
+
+def load_all() -> dict[tuple[str, str], Exercise]:
+    global _loaded
+    if not _loaded:
+        from . import checks
+        for mod in pkgutil.iter_modules(checks.__path__):
+            importlib.import_module(f"{checks.__name__}.{mod.name}")
+        _loaded = True
+    return EXERCISES
+
+
+@dataclass
+class CheckResult(Renderable):
+    lab: str
+    exercise: str
+    title: str
+    passed: bool
+    message: str
+    hint: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def _render(self):
+        if self.passed:
+            return callout("success", f"Passed: {self.title}", self.message)
+        return callout("error", f"Not yet: {self.title}", self.message, hint=self.hint)
+
+
+def run_check(lab: "Lab", exercise_id: str, **kwargs: Any) -> CheckResult:
+    exercises = load_all()
+    ex = exercises.get((lab.topic, exercise_id))
+    if ex is None:
+        known = ", ".join(i for (t, i) in exercises if t == lab.topic) or "none"
+        raise CheckError(f"Lab {lab.topic!r} has no exercise {exercise_id!r} (its exercises: {known}).")
+    params = [p for p in inspect.signature(ex.fn).parameters.values()][1:]
+    names = {p.name for p in params}
+    unknown = set(kwargs) - names
+    required = {p.name for p in params if p.default is inspect.Parameter.empty}
+    if unknown or required - set(kwargs):
+        expected = ", ".join(f"{p.name}=" + ("..." if p.default is inspect.Parameter.empty else repr(p.default))
+                             for p in params) or "no arguments"
+        what = f"unknown argument(s) {', '.join(sorted(unknown))}" if unknown else \
+            f"missing argument(s) {', '.join(sorted(required - set(kwargs)))}"
+        raise CheckError(f"lab.check({exercise_id!r}, ...) got {what}.", f"Call it as lab.check({exercise_id!r}, {expected}).")
+    try:
+        passed, message = ex.fn(lab, **kwargs)
+    except LabkitError as exc:  # e.g. a container that does not exist: a fail that says what is missing
+        passed, message = False, exc.message
+    result = CheckResult(lab.topic, exercise_id, ex.title, bool(passed), message, ex.hint)
+    LOG.append({"lab": lab.topic, "exercise": exercise_id, "passed": result.passed, "phase": PHASE})
+    record(lab.topic, exercise_id, result.passed)
+    return result
+
+
+# --- progress store ------------------------------------------------------------------------
+
+def progress_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "labkit" / "progress.json"
+
+
+def load_progress() -> dict[str, dict[str, dict[str, Any]]]:
+    try:
+        return json.loads(progress_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record(lab: str, exercise_id: str, passed: bool) -> None:
+    data = load_progress()
+    entry = data.setdefault(lab, {}).setdefault(exercise_id, {"attempts": 0, "status": "not tried"})
+    entry["attempts"] += 1
+    # once done, stays done: a later failing re-run of the cell does not erase the achievement
+    entry["status"] = "done" if passed or entry["status"] == "done" else "failed"
+    entry["last"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    path = progress_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+@dataclass
+class Progress(Renderable):
+    rows: list[tuple[str, str, str, str, int]]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [dict(zip(("lab", "exercise", "title", "status", "attempts"), r)) for r in self.rows]
+
+    def _render(self):
+        return table(["lab", "exercise", "title", "status", "attempts"], self.rows, title="Your progress",
+                     status_column="status")
+
+
+def progress(lab: str | None = None) -> Progress:
+    data = load_progress()
+    rows = []
+    for (topic, ex_id), ex in sorted(load_all().items()):
+        if lab and topic != lab:
+            continue
+        entry = data.get(topic, {}).get(ex_id, {})
+        rows.append((topic, ex_id, ex.title, entry.get("status", "not tried"), entry.get("attempts", 0)))
+    return Progress(rows)

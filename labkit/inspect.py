@@ -1,0 +1,205 @@
+"""Looking inside: an image's saved layout (manifest, config, layers, which layer holds a
+file), and a container's process, namespaces and place in the engine's process tree."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import engine
+from .display import Chart, Renderable, Stack, hide_ids, short_name, human_bytes, table, volatile
+from .errors import ImageMissing
+
+
+@dataclass
+class Layer:
+    index: int
+    digest: str
+    size: int
+    created_by: str
+    files: list[str] = field(default_factory=list)
+    whiteouts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ImageLayout(Renderable):
+    """What `docker save` writes: the archive's entries, the manifest, the config, the layers."""
+
+    image: str
+    format: str
+    entries: list[tuple[str, int]]
+    manifest: Any
+    config: dict[str, Any]
+    layers: list[Layer]
+
+    def find(self, path: str) -> list[Layer]:
+        """Layers that add or change `path` (a whiteout deleting it counts too)."""
+        path = path.lstrip("/")
+        wh = os.path.join(os.path.dirname(path), ".wh." + os.path.basename(path))
+        return [ly for ly in self.layers if path in ly.files or wh in ly.whiteouts]
+
+    def config_table(self):
+        c = self.config.get("config") or {}
+        rows = [("architecture / os", f"{self.config.get('architecture')} / {self.config.get('os')}"),
+                ("command (Cmd)", json.dumps(c.get("Cmd"))), ("entrypoint", json.dumps(c.get("Entrypoint"))),
+                ("environment", "\n".join(c.get("Env") or [])), ("working dir", c.get("WorkingDir") or "/"),
+                ("user", c.get("User") or "root (default)"),
+                ("labels", "\n".join(f"{k}={hide_ids(v) if k != 'labkit.session' else volatile(v)}"
+                                     for k, v in sorted((c.get("Labels") or {}).items()) if k != "labkit.owner")),
+                ("layers (rootfs.diff_ids)", str(len(self.config.get("rootfs", {}).get("diff_ids", [])))),
+                ("history entries", str(len(self.config.get("history", []))))]
+        return table(["config field", "value"], rows, title=f"Image config of {short_name(self.image)}")
+
+    def layer_table(self):
+        return table(["#", "digest", "size", "files", "created by"],
+                     [(ly.index, volatile(ly.digest[7:19]), human_bytes(ly.size), len(ly.files),
+                       ly.created_by[:70]) for ly in self.layers], title=f"Layers of {short_name(self.image)}")
+
+    def chart(self) -> Chart:
+        return Chart(f"Layer sizes of {short_name(self.image)}", [(f"#{ly.index} {ly.created_by[:30]}", ly.size / 1000)
+                                                       for ly in self.layers], unit="kB")
+
+    def _render(self):
+        return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s)) for n, s in self.entries[:40]],
+                            title=f"docker save {short_name(self.image)}: {self.format}"),
+                      self.layer_table()])
+
+
+def _history_for_layers(config: dict[str, Any]) -> list[str]:
+    return [h.get("created_by") or h.get("comment", "") for h in config.get("history", []) if not h.get("empty_layer")]
+
+
+def _layer_files(tar: tarfile.TarFile) -> tuple[list[str], list[str]]:
+    files, whiteouts = [], []
+    for m in tar.getmembers():
+        name = m.name.lstrip("./")
+        if not name or m.isdir():
+            continue
+        (whiteouts if os.path.basename(name).startswith(".wh.") else files).append(name)
+    return files, whiteouts
+
+
+def save_layout(image: str) -> ImageLayout:
+    """`docker save` the image and walk the archive: OCI layout (index.json, blobs/sha256) as
+    Docker 25+ writes it, or the legacy docker-archive (manifest.json, <id>/layer.tar) of older engines."""
+    cli = engine.client()
+    try:
+        img = cli.images.get(image)
+    except Exception:
+        raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
+    with tempfile.TemporaryFile() as fh:
+        for chunk in img.save(named=True):
+            fh.write(chunk)
+        fh.seek(0)
+        with tarfile.open(fileobj=fh) as outer:
+            entries = [(m.name, m.size) for m in outer.getmembers() if m.isfile()]
+            names = {n for n, _ in entries}
+
+            def read(name: str) -> bytes:
+                f = outer.extractfile(name)
+                assert f is not None
+                return f.read()
+
+            if "index.json" in names:
+                fmt = "OCI image layout"
+                index = json.loads(read("index.json"))
+                mdigest = index["manifests"][0]["digest"]
+                manifest = json.loads(read("blobs/sha256/" + mdigest.split(":")[1]))
+                if "manifests" in manifest:  # an index inside: take the first image manifest
+                    manifest = json.loads(read("blobs/sha256/" + manifest["manifests"][0]["digest"].split(":")[1]))
+                config = json.loads(read("blobs/sha256/" + manifest["config"]["digest"].split(":")[1]))
+                layer_paths = ["blobs/sha256/" + ly["digest"].split(":")[1] for ly in manifest["layers"]]
+                digests = [ly["digest"] for ly in manifest["layers"]]
+            else:
+                fmt = "docker-archive (legacy layout; Docker 25+ writes an OCI layout)"
+                manifest = json.loads(read("manifest.json"))
+                config = json.loads(read(manifest[0]["Config"]))
+                layer_paths = manifest[0]["Layers"]
+                digests = config["rootfs"]["diff_ids"]
+            history = _history_for_layers(config)
+            layers = []
+            for i, (path, digest) in enumerate(zip(layer_paths, digests)):
+                member = outer.getmember(path)
+                f = outer.extractfile(member)
+                assert f is not None
+                with tarfile.open(fileobj=f, mode="r:*") as inner:
+                    files, whiteouts = _layer_files(inner)
+                layers.append(Layer(i, digest, member.size, history[i] if i < len(history) else "",
+                                    files, whiteouts))
+    return ImageLayout(image, fmt, entries, manifest, config, layers)
+
+
+# --- processes and namespaces ------------------------------------------------------------
+
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
+
+
+def namespaces(pid: int) -> dict[str, str]:
+    out = {}
+    for ns in NAMESPACES:
+        try:
+            out[ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
+        except OSError:
+            out[ns] = "?"
+    return out
+
+
+@dataclass
+class NamespaceComparison(Renderable):
+    a: str
+    b: str
+    rows: list[tuple[str, str, str, str]]
+
+    def _render(self):
+        return table(["namespace", self.a, self.b, "shared"], self.rows, status_column="shared",
+                     title=f"Namespaces: {self.a} vs {self.b}")
+
+
+def compare_namespaces(pid_a: int, pid_b: int, a: str = "A", b: str = "B") -> NamespaceComparison:
+    na, nb = namespaces(pid_a), namespaces(pid_b)
+    rows = [(ns, volatile(na[ns]), volatile(nb[ns]), "yes" if na[ns] == nb[ns] else "no") for ns in NAMESPACES]
+    return NamespaceComparison(a, b, rows)
+
+
+def _proc_stat(pid: int) -> tuple[str, int]:
+    text = Path(f"/proc/{pid}/stat").read_text()
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    return comm, int(text.rsplit(")", 1)[1].split()[1])
+
+
+@dataclass
+class ProcessChain(Renderable):
+    rows: list[tuple[str, str, str]]
+
+    def _render(self):
+        return table(["pid", "process", "role"], self.rows, title="Who runs the container (child at the top)")
+
+
+ROLES = {
+    "dockerd": "Docker engine: API, images, networks, volumes",
+    "containerd": "containerd: container lifecycle, image content, snapshots",
+    "containerd-shim": "shim: parent of the container, keeps it alive without dockerd",
+    "containerd-shim-runc-v2": "shim: parent of the container, keeps it alive without dockerd",
+    "runc": "runc: creates namespaces and cgroups, then exits",
+}
+
+
+def process_chain(pid: int, depth: int = 4) -> ProcessChain:
+    """The container's main process and its ancestors, each with its role."""
+    rows = []
+    current = pid
+    for i in range(depth):
+        try:
+            comm, ppid = _proc_stat(current)
+        except OSError:
+            break
+        role = "the container's main process (PID 1 inside)" if i == 0 else ROLES.get(comm, "")
+        rows.append((volatile(current), comm, role))
+        if ppid <= 1:
+            break
+        current = ppid
+    return ProcessChain(rows)
