@@ -215,6 +215,7 @@ class Chart(Block, Renderable):
     unit: str = ""
     colours: Sequence[str] | None = None
     legend: dict[str, str] | None = None
+    log: bool = False  # log scale, for sizes that span orders of magnitude
 
     def _render(self) -> Block:
         return self
@@ -252,8 +253,10 @@ class Chart(Block, Renderable):
         ax.barh(ys, [e - s for _, s, e in spans], left=[s for _, s, _ in spans], color=colours)
         ax.set_yticks(ys, labels)
         ax.set_title(self.title)
+        if self.log:
+            ax.set_xscale("log")
         if self.unit:
-            ax.set_xlabel(self.unit)
+            ax.set_xlabel(self.unit + (" (log scale)" if self.log else ""))
         if self.legend:
             from matplotlib.patches import Patch
             ax.legend(handles=[Patch(color=c, label=k) for k, c in self.legend.items()], loc="lower right")

@@ -60,8 +60,9 @@ class ImageLayout(Renderable):
                        ly.created_by[:70]) for ly in self.layers], title=f"Layers of {short_name(self.image)}")
 
     def chart(self) -> Chart:
-        return Chart(f"Layer sizes of {short_name(self.image)}", [(f"#{ly.index} {ly.created_by[:30]}", ly.size / 1000)
-                                                       for ly in self.layers], unit="kB")
+        return Chart(f"Layer sizes of {short_name(self.image)}",
+                     [(f"#{ly.index} {ly.created_by.replace('/bin/sh -c ', '')[:32]}", ly.size / 1000)
+                      for ly in self.layers], unit="kB", log=True)
 
     def _render(self):
         return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s)) for n, s in self.entries[:40]],
