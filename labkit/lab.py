@@ -74,9 +74,8 @@ class CleanupReport(Renderable):
         return sum(self.removed.values())
 
     def _render(self):
-        what = ", ".join(f"{v} {k if v != 1 else k[:-1]}" for k, v in self.removed.items() if v) \
-            or "nothing left to remove"
-        return callout("success", "Cleaned up", f"Removed {what}.")
+        what = ", ".join(f"{v} {k if v != 1 else k[:-1]}" for k, v in self.removed.items() if v)
+        return callout("success", "Cleaned up", f"Removed {what}." if what else "Nothing was left to remove.")
 
 
 def _kill_tree(pid: int) -> bool:
@@ -124,8 +123,8 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
     # Host-side leftovers the session registered (processes it started, directories it made).
     for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
         for pidfile in sorted(sdir.glob("pid-*")):
-            pid, start = pidfile.read_text().split(":") if ":" in pidfile.read_text() else (pidfile.read_text(), "")
-            if _start_time(int(pid)) == start and _kill_tree(int(pid)):
+            pid, _, start = pidfile.read_text().partition(":")
+            if _start_time(int(pid)) == start and _kill_tree(int(pid)):  # same process, not a reused pid
                 report.removed["processes"] += 1
             pidfile.unlink(missing_ok=True)
         for pathfile in sorted(sdir.glob("path-*")):
