@@ -10,9 +10,36 @@ from .lab import CleanupReport, Lab, clean
 
 __version__ = "0.1.0"
 
-__all__ = sorted([
-    "BuildKitUnavailable", "Callout", "Capabilities", "Chart", "CheckError", "CleanupReport", "CommandFailed",
-    "CommandTimeout", "Container", "DaemonUnavailable", "Exec", "Http", "ImageMissing", "ImageSpec",
-    "InsufficientDisk", "Lab", "LabSkipped", "LabkitError", "LogLine", "ReadinessTimeout", "RecipeFailed",
-    "RunResult", "Table", "TcpPort", "UnknownImage", "callout", "clean", "doctor", "prepare", "stable", "table",
-])
+__all__ = [
+    "BuildKitUnavailable",
+    "Callout",
+    "Capabilities",
+    "Chart",
+    "CheckError",
+    "CleanupReport",
+    "CommandFailed",
+    "CommandTimeout",
+    "Container",
+    "DaemonUnavailable",
+    "Exec",
+    "Http",
+    "ImageMissing",
+    "ImageSpec",
+    "InsufficientDisk",
+    "Lab",
+    "LabSkipped",
+    "LabkitError",
+    "LogLine",
+    "ReadinessTimeout",
+    "RecipeFailed",
+    "RunResult",
+    "Table",
+    "TcpPort",
+    "UnknownImage",
+    "callout",
+    "clean",
+    "doctor",
+    "prepare",
+    "stable",
+    "table",
+]

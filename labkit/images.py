@@ -17,7 +17,7 @@ import docker
 
 from . import engine
 from .display import Renderable, human_bytes, seconds, stable, table
-from .errors import ImageMissing, InsufficientDisk, LabkitError, RecipeFailed, UnknownImage
+from .errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage
 
 RECIPE_LABEL = "labkit.recipe"
 CATALOG_LABEL = "labkit.catalog"

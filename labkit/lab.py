@@ -18,6 +18,7 @@ import docker
 
 from . import containers, engine, images
 from .display import Renderable, Stack, callout, table, volatile
+from .errors import UnknownImage
 
 SESSION_LABEL = "labkit.session"
 LAB_LABEL = "labkit.lab"
@@ -197,7 +198,7 @@ class Lab(Renderable):
     def _image_name(name: str) -> str:
         try:
             return images.spec(name).name
-        except Exception:
+        except UnknownImage:  # not a catalog image: the notebook builds or loads it itself
             return name
 
     # names and ports derive from the session, so two copies of a notebook never collide

@@ -1,7 +1,6 @@
 """The harness itself must be able to fail: a skip is a skip, a check that cannot fail is caught."""
 from __future__ import annotations
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
