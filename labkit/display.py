@@ -198,9 +198,6 @@ class Stack(Block, Renderable):
     def html(self) -> str:
         return "".join(b.html() for b in self.blocks)
 
-    def bundle(self) -> dict[str, Any]:
-        return {"text/plain": self.text(), "text/html": self.html()}
-
 
 @dataclass
 class Chart(Block, Renderable):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import copy
+import functools
 import json
 import re
 import time
@@ -52,6 +53,7 @@ def instrument(nb):
     return nb
 
 
+@functools.lru_cache(maxsize=1)
 def sanitizers() -> list[tuple[re.Pattern, str]]:
     cfg = configparser.ConfigParser(interpolation=None)
     cfg.read(Path(__file__).with_name("sanitize.cfg"))
