@@ -1,17 +1,21 @@
 """labkit: the helper library behind the Cloud-native labs notebooks."""
+from .build import BuildFailed, BuildReport, SSHAgent, Step
 from .containers import Container, Exec, Http, LogLine, RunResult, TcpPort
-from .display import Callout, Chart, Table, callout, stable, table
+from .display import Callout, Chart, Stack, Table, callout, human_bytes, seconds, stable, table, volatile
 from .engine import Capabilities, doctor
 from .errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTimeout, DaemonUnavailable,
                      ImageMissing, InsufficientDisk, LabkitError, LabSkipped, ReadinessTimeout, RecipeFailed,
                      UnknownImage)
 from .images import ImageSpec, prepare
 from .lab import CleanupReport, Lab, clean
+from .registry import Registry, RegistryUnavailable
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BuildFailed",
     "BuildKitUnavailable",
+    "BuildReport",
     "Callout",
     "Capabilities",
     "Chart",
@@ -32,14 +36,22 @@ __all__ = [
     "LogLine",
     "ReadinessTimeout",
     "RecipeFailed",
+    "Registry",
+    "RegistryUnavailable",
     "RunResult",
+    "SSHAgent",
+    "Stack",
+    "Step",
     "Table",
     "TcpPort",
     "UnknownImage",
     "callout",
     "clean",
     "doctor",
+    "human_bytes",
     "prepare",
+    "seconds",
     "stable",
     "table",
+    "volatile",
 ]

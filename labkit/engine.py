@@ -120,6 +120,7 @@ class BuildKitCLI:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["DOCKER_BUILDKIT"] = "1"
+        env["DOCKER_HOST"] = find_daemon()[0]  # the daemon labkit talks to, whatever the CLI's context says
         return env
 
 

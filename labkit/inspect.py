@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import engine
-from .display import Chart, Renderable, Stack, hide_ids, short_name, human_bytes, table, volatile
+from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, table, volatile
 from .errors import ImageMissing
 
 
@@ -23,6 +23,7 @@ class Layer:
     created_by: str
     files: list[str] = field(default_factory=list)
     whiteouts: list[str] = field(default_factory=list)
+    matches: list[str] = field(default_factory=list)  # files whose content holds the searched bytes
 
 
 @dataclass
@@ -74,19 +75,27 @@ def _history_for_layers(config: dict[str, Any]) -> list[str]:
     return [h.get("created_by") or h.get("comment", "") for h in config.get("history", []) if not h.get("empty_layer")]
 
 
-def _layer_files(tar: tarfile.TarFile) -> tuple[list[str], list[str]]:
-    files, whiteouts = [], []
-    for m in tar.getmembers():
+def _layer_files(tar: tarfile.TarFile, needle: bytes | None) -> tuple[list[str], list[str], list[str]]:
+    files, whiteouts, matches = [], [], []
+    for m in tar:
         name = m.name.lstrip("./")
         if not name or m.isdir():
             continue
         (whiteouts if os.path.basename(name).startswith(".wh.") else files).append(name)
-    return files, whiteouts
+        if needle and m.isfile() and m.size <= MAX_SEARCH_BYTES:
+            f = tar.extractfile(m)
+            if f is not None and needle in f.read():
+                matches.append(name)
+    return files, whiteouts, matches
 
 
-def save_layout(image: str) -> ImageLayout:
+MAX_SEARCH_BYTES = 64 * 1000**2  # files larger than this are not searched (said in the report)
+
+
+def save_layout(image: str, needle: bytes | None = None) -> ImageLayout:
     """`docker save` the image and walk the archive: OCI layout (index.json, blobs/sha256) as
-    Docker 25+ writes it, or the legacy docker-archive (manifest.json, <id>/layer.tar) of older engines."""
+    Docker 25+ writes it, or the legacy docker-archive (manifest.json, <id>/layer.tar) of older engines.
+    With `needle`, every file of every layer is searched for those bytes (Layer.matches)."""
     cli = engine.client()
     try:
         img = cli.images.get(image)
@@ -128,10 +137,50 @@ def save_layout(image: str) -> ImageLayout:
                 f = outer.extractfile(member)
                 assert f is not None
                 with tarfile.open(fileobj=f, mode="r:*") as inner:
-                    files, whiteouts = _layer_files(inner)
+                    files, whiteouts, matches = _layer_files(inner, needle)
                 layers.append(Layer(i, digest, member.size, history[i] if i < len(history) else "",
-                                    files, whiteouts))
+                                    files, whiteouts, matches))
     return ImageLayout(image, fmt, entries, manifest, config, layers)
+
+
+@dataclass
+class SecretSearch(Renderable):
+    """Where a secret shows up in an image: files in any layer (even ones a later layer deleted),
+    the build history (build args end up there) and the config (Env, Labels, Cmd)."""
+
+    image: str
+    hits: list[tuple[str, str]]  # (where, what)
+    layers_searched: int
+
+    @property
+    def leaked(self) -> bool:
+        return bool(self.hits)
+
+    def _render(self):
+        name = short_name(self.image)
+        if not self.hits:
+            return callout("success", "No leak", f"The secret is in none of the {self.layers_searched} layers of "
+                           f"{name}, nor in its history or config.")
+        return Stack([callout("error", "Leaked", f"The secret is in {name} in {len(self.hits)} place(s): anyone "
+                              "who can pull the image can read it."),
+                      table(["where", "what"], self.hits, title=f"The secret in {name}")])
+
+
+def search_layers(image: str, secret: str | bytes) -> SecretSearch:
+    """Search every layer, the history and the config of `image` for `secret`."""
+    needle = secret.encode() if isinstance(secret, str) else secret
+    layout = save_layout(image, needle)
+    hits = [(f"layer #{ly.index}", f"file /{path} (layer made by: {ly.created_by.replace('/bin/sh -c ', '')[:50]})")
+            for ly in layout.layers for path in ly.matches]
+    text = needle.decode(errors="replace")
+    for i, h in enumerate(layout.config.get("history", [])):
+        if text in (h.get("created_by") or ""):
+            hits.append((f"history #{i}", "the build command line (docker history shows it)"))
+    cfg = layout.config.get("config") or {}
+    for key in ("Env", "Cmd", "Entrypoint", "Labels"):
+        if text in json.dumps(cfg.get(key)):
+            hits.append(("config", f"{key} (docker inspect shows it)"))
+    return SecretSearch(image, hits, len(layout.layers))
 
 
 # --- processes and namespaces ------------------------------------------------------------

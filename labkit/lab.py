@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -59,10 +60,14 @@ def owner_alive(owner: str) -> bool | None:
 
 # --- removal by label (the only way labkit removes things) -----------------------------------
 
+_SINGULAR = {"processes": "process", "build cache records": "build cache record"}
+
+
 @dataclass
 class CleanupReport(Renderable):
     removed: dict[str, int] = field(default_factory=lambda: {"containers": 0, "networks": 0, "volumes": 0,
-                                                                 "images": 0, "processes": 0, "paths": 0})
+                                                                 "images": 0, "tags": 0, "build cache records": 0,
+                                                                 "processes": 0, "paths": 0})
     sessions: list[str] = field(default_factory=list)
 
     def add(self, other: "CleanupReport") -> None:
@@ -75,7 +80,10 @@ class CleanupReport(Renderable):
         return sum(self.removed.values())
 
     def _render(self):
-        what = ", ".join(f"{v} {k if v != 1 else k[:-1]}" for k, v in self.removed.items() if v)
+        # how many images and cache records builds leave depends on how often a check was run (CI runs
+        # each check twice) and on BuildKit: not part of CI's compared output
+        what = ", ".join(f"{volatile(v, 'the') if k in ('images', 'build cache records') else v} "
+                         f"{k if v != 1 else _SINGULAR.get(k, k[:-1])}" for k, v in self.removed.items() if v)
         return callout("success", "Cleaned up", f"Removed {what}." if what else "Nothing was left to remove.")
 
 
@@ -121,8 +129,17 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
                 report.removed["images"] += 1
             except docker.errors.NotFound:
                 pass
-    # Host-side leftovers the session registered (processes it started, directories it made).
+    # Host-side leftovers the session registered (processes it started, directories it made),
+    # tags it put on images it did not build, and the build cache records its builds created.
     for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
+        for tagfile in sorted(sdir.glob("tag-*")):
+            try:
+                cli.images.remove(tagfile.read_text())  # by name and without force: removes just the tag
+                report.removed["tags"] += 1
+            except docker.errors.APIError:
+                pass
+            tagfile.unlink(missing_ok=True)
+        report.removed["build cache records"] += _prune_session_cache(cli, sdir)
         for pidfile in sorted(sdir.glob("pid-*")):
             pid, _, start = pidfile.read_text().partition(":")
             if _start_time(int(pid)) == start and _kill_tree(int(pid)):  # same process, not a reused pid
@@ -135,6 +152,22 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
                 report.removed["paths"] += 1
             pathfile.unlink(missing_ok=True)
     return report
+
+
+def _cache_ids(cli: docker.DockerClient) -> set[str]:
+    return {r["ID"] for r in cli.df().get("BuildCache") or []}
+
+
+def _prune_session_cache(cli: docker.DockerClient, sdir: Path) -> int:
+    """Prune the build cache records a session's builds created (build.py notes them); returns how many."""
+    cache_file = sdir / "build-cache"
+    if not cache_file.exists():
+        return 0
+    from .build import prune_cache
+    ids = set(cache_file.read_text().split())
+    prune_cache(cli, ids)
+    cache_file.unlink()
+    return len(ids - _cache_ids(cli))
 
 
 def clean(all_sessions: bool = False, include_images: bool = False) -> CleanupReport:
@@ -181,6 +214,8 @@ class Lab(Renderable):
         self.images = [self._image_name(i) for i in images]
         self._caps: engine.Capabilities | None = None
         self._watchdog: subprocess.Popen | None = None
+        self._children: list[subprocess.Popen] = []
+        self._cache_notes: list[threading.Thread] = []  # build.py notes new build cache records in these
         self._dir = state_dir() / self.session
         self._dir.mkdir(parents=True, exist_ok=True)
         (self._dir / "owner").write_text(self.labels[OWNER_LABEL])
@@ -250,6 +285,38 @@ class Lab(Renderable):
         from . import build
         return build.build(self, tag, dockerfile, **kwargs)
 
+    def ssh_agent(self):
+        """A throwaway ssh-agent with one fresh key, for `lab.build(..., ssh=agent)`."""
+        from . import build
+        return build.ssh_agent(self)
+
+    def registry(self, timeout: float = 15):
+        """A local registry on 127.0.0.1 for this session; stopped and deleted at cleanup."""
+        from .registry import Registry
+        return Registry(self, timeout=timeout)
+
+    def prune_build_cache(self) -> int:
+        """Drop the build cache records this session's builds created (nobody else's); how many."""
+        self._join_cache_notes()
+        return _prune_session_cache(self.client, self._dir)
+
+    def _join_cache_notes(self) -> None:
+        for note in self._cache_notes:
+            note.join(timeout=30)
+        self._cache_notes.clear()
+
+    def wipe_builds(self) -> CleanupReport:
+        """Like a fresh CI runner: remove this session's images and build cache (nothing else)."""
+        report = CleanupReport()
+        for img in self.client.images.list(filters={"label": f"{SESSION_LABEL}={self.session}"}):
+            try:
+                self.client.images.remove(img.id, force=True)
+                report.removed["images"] += 1
+            except docker.errors.NotFound:
+                pass
+        report.removed["build cache records"] = self.prune_build_cache()
+        return report
+
     def image(self, tag: str) -> str:
         """The full name of an image this session built as `tag`."""
         return self.name(tag)
@@ -270,8 +337,21 @@ class Lab(Renderable):
         return exercises.progress()
 
     # host-side things the watchdog must also remove
-    def track_process(self, pid: int) -> None:
-        (self._dir / f"pid-{pid}").write_text(f"{pid}:{_start_time(pid)}")
+    def track_process(self, proc: "int | subprocess.Popen") -> None:
+        """A host process this session started (its process group is killed at cleanup)."""
+        if isinstance(proc, subprocess.Popen):
+            self._children.append(proc)  # reaped at cleanup, so no zombie stays behind
+            proc = proc.pid
+        (self._dir / f"pid-{proc}").write_text(f"{proc}:{_start_time(proc)}")
+
+    def track_tag(self, ref: str) -> None:
+        """A tag this session put on an image (e.g. for a push): removed at cleanup."""
+        (self._dir / f"tag-{hashlib.sha1(ref.encode()).hexdigest()[:12]}").write_text(ref)
+
+    @property
+    def state(self) -> Path:
+        """This session's private state directory on the host."""
+        return self._dir
 
     def track_path(self, path: str | os.PathLike) -> Path:
         p = Path(path)
@@ -287,7 +367,14 @@ class Lab(Renderable):
 
     def cleanup(self) -> CleanupReport:
         """Remove everything this session created; stop its watchdog."""
+        self._join_cache_notes()
         report = remove_session(self.client, self.session)
+        for child in self._children:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._children.clear()
         if self._watchdog is not None:
             self._watchdog.terminate()
             self._watchdog.wait(timeout=5)

@@ -1,0 +1,229 @@
+"""A local OCI registry on 127.0.0.1 for one session: Debian's docker-registry binary where it
+is installed, else the official registry image when it is in the local store. Push, pull,
+catalog, tags, manifests and the platforms of a manifest list, over the registry's HTTP API."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+
+from .display import Renderable, human_bytes, seconds, table, volatile
+from .errors import LabkitError, ReadinessTimeout
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+REGISTRY_IMAGE = "registry:2"
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"])
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
+CONFIG = """version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+class RegistryUnavailable(LabkitError):
+    default_hint = "Start it with `registry = lab.registry()` (it stops at lab.cleanup())."
+
+
+@dataclass
+class Pushed(Renderable):
+    ref: str
+    digest: str
+    seconds: float
+    bytes: int
+
+    def _render(self):
+        return table(["pushed", "digest", "uploaded", "time"],
+                     [(self.ref.split("/", 1)[1], volatile(self.digest[:19] + "…"), human_bytes(self.bytes),
+                       seconds(self.seconds))], title="Pushed to the local registry")
+
+
+class Registry(Renderable):
+    """`registry = lab.registry()`; `registry.push(image, "app:1")`; `registry.platforms("app:1")`."""
+
+    def __init__(self, lab: "Lab", port: int | None = None, timeout: float = 15) -> None:
+        self.lab = lab
+        self.port = port or lab.port(3)
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+        self.storage = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-registry-{lab.session}-")))
+        self._proc: subprocess.Popen | None = None
+        self._container = None
+        binary = shutil.which("docker-registry")
+        if binary:
+            self.kind = "docker-registry (Debian package)"
+            (self.storage / "config.yml").write_text(CONFIG.format(root=self.storage / "data", port=self.port))
+            log = open(self.storage / "registry.log", "wb")
+            self._proc = subprocess.Popen([binary, "serve", str(self.storage / "config.yml")], stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            lab.track_process(self._proc)
+        else:
+            try:
+                lab.client.images.get(REGISTRY_IMAGE)
+            except docker.errors.ImageNotFound:
+                raise LabkitError("No registry server here: neither the docker-registry program nor the "
+                                  f"{REGISTRY_IMAGE} image.", "apt-get install docker-registry (Debian/Ubuntu), "
+                                  f"or `docker pull {REGISTRY_IMAGE}` on a connected machine.") from None
+            self.kind = f"{REGISTRY_IMAGE} image"
+            self._container = lab.start(REGISTRY_IMAGE, name="registry", ports={5000: self.port},
+                                        volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
+        self._wait(timeout)
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.answers():
+                return
+            if self._proc is not None and self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        logs = (self.storage / "registry.log").read_text(errors="replace") if self._proc else \
+            self._container.logs() if self._container else ""
+        self.stop()
+        raise ReadinessTimeout(f"The registry on {self.host} did not answer /v2/ in {timeout:.0f} s.", logs)
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/v2/", timeout=1) as r:
+                return r.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    # --- the HTTP API -------------------------------------------------------------------------------
+    def _get(self, path: str, accept: str = "application/json") -> tuple[bytes, dict[str, str]]:
+        req = urllib.request.Request(self.url + path, headers={"Accept": accept})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.read(), dict(r.headers)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                raise LabkitError(f"The registry has no {path.split('/v2/', 1)[-1]}.",
+                                  "registry.catalog() and registry.tags(repo) list what it holds.") from None
+            raise LabkitError(f"The registry answered {exc.code} for {path}.", "Read the registry log.") from None
+        except (OSError, urllib.error.URLError):
+            raise RegistryUnavailable(f"The registry at {self.host} does not answer.") from None
+
+    def catalog(self) -> list[str]:
+        return json.loads(self._get("/v2/_catalog")[0]).get("repositories") or []
+
+    def tags(self, repo: str) -> list[str]:
+        return sorted(json.loads(self._get(f"/v2/{repo}/tags/list")[0]).get("tags") or [])
+
+    def manifest(self, ref: str) -> tuple[dict[str, Any], str]:
+        """(manifest or index, its digest) for "repo:tag" or "repo@sha256:..."."""
+        repo, reference = _split(ref)
+        body, headers = self._get(f"/v2/{repo}/manifests/{reference}", MANIFEST_TYPES)
+        return json.loads(body), headers.get("Docker-Content-Digest", "")
+
+    def blob(self, repo: str, digest: str) -> bytes:
+        return self._get(f"/v2/{repo}/blobs/{digest}", "*/*")[0]
+
+    def config(self, ref: str) -> dict[str, Any]:
+        """The image config of a single-platform manifest."""
+        manifest, _ = self.manifest(ref)
+        if manifest.get("mediaType") in INDEX_TYPES:
+            raise LabkitError(f"{ref} is a manifest list: pick one platform's digest first.",
+                              "registry.platforms(ref) lists them.")
+        return json.loads(self.blob(_split(ref)[0], manifest["config"]["digest"]))
+
+    def platforms(self, ref: str):
+        """What `mquery` and `docker buildx imagetools inspect` show: one row per platform."""
+        manifest, digest = self.manifest(ref)
+        if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
+            rows = [(_platform(m.get("platform", {})), volatile(m["digest"][:19] + "…"), human_bytes(m.get("size")))
+                    for m in manifest["manifests"]]
+            title = f"{ref}: manifest list with {len(rows)} platform(s)"
+        else:
+            cfg = self.config(ref)
+            rows = [(_platform(cfg), volatile(digest[:19] + "…"), human_bytes(sum(ly["size"] for ly in manifest["layers"])))]
+            title = f"{ref}: single-platform image"
+        return table(["platform", "manifest digest", "size"], rows, title=title)
+
+    # --- images in and out --------------------------------------------------------------------------
+    def ref(self, name: str) -> str:
+        return f"{self.host}/{name if ':' in name or '@' in name else name + ':latest'}"
+
+    def push(self, image: str, name: str) -> Pushed:
+        """Tag a local image as <registry>/<name> and push it; returns the manifest digest."""
+        if not self.answers():
+            raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pushed.")
+        ref = self.ref(name)
+        try:
+            img = self.lab.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise LabkitError(f"There is no local image {image!r} to push.", "Build it first (lab.build).") from None
+        repo, tag = ref.rsplit(":", 1)
+        img.tag(repo, tag)
+        self.lab.track_tag(ref)
+        start = time.monotonic()
+        digest = ""
+        for event in self.lab.client.api.push(repo, tag, stream=True, decode=True):
+            if "error" in event:
+                raise LabkitError(f"Pushing {ref} failed: {event['error']}", "Read the registry log.")
+            digest = (event.get("aux") or {}).get("Digest", digest)
+        manifest, _ = self.manifest(f"{_split(name)[0]}@{digest}" if digest else name)
+        total = sum(ly.get("size", 0) for ly in manifest.get("layers", [])) + manifest.get("config", {}).get("size", 0)
+        return Pushed(ref, digest, time.monotonic() - start, total)
+
+    def pull(self, name: str) -> str:
+        """Pull <registry>/<name> into the local store; returns the local reference."""
+        if not self.answers():
+            raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pulled.")
+        ref = self.ref(name)
+        repo, tag = ref.rsplit(":", 1)
+        try:
+            self.lab.client.images.pull(repo, tag=tag)
+        except docker.errors.APIError as exc:
+            raise LabkitError(f"Pulling {ref} failed: {exc.explanation}", "registry.tags(repo) lists its tags.") from None
+        self.lab.track_tag(ref)
+        return ref
+
+    def stop(self) -> None:
+        """Stop the server and delete its storage now (lab.cleanup() does the same)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        if self._container is not None:
+            self._container.remove()
+            self._container = None
+        shutil.rmtree(self.storage, ignore_errors=True)
+
+    def _render(self):
+        state = "answers /v2/" if self.answers() else "stopped"
+        return table(["registry", "value"], [("server", self.kind), ("address", volatile(self.url, "http://127.0.0.1:…")),
+                                            ("state", state), ("repositories", ", ".join(self.catalog()) if state != "stopped" else "")],
+                     title="Local registry (this session only)")
+
+
+def _split(ref: str) -> tuple[str, str]:
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        return repo, digest
+    repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+    return repo, tag
+
+
+def _platform(p: dict[str, Any]) -> str:
+    text = f"{p.get('os', '?')}/{p.get('architecture', '?')}"
+    return text + (f"/{p['variant']}" if p.get("variant") else "")
