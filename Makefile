@@ -40,7 +40,7 @@ clean:
 
 # Re-execute the notebooks in place (stable-output mode) so their committed outputs are current.
 notebooks: prepare
-	@for nb in notebooks/[0-9][0-9]-*.ipynb; do \
+	@for nb in notebooks/$(or $(NB),[0-9][0-9]-*).ipynb; do \
 	  echo "executing $$nb"; \
 	  (cd notebooks && LABKIT_STABLE=1 XDG_STATE_HOME=$$(mktemp -d) ../$(PY) -m papermill --no-progress-bar -k python3 $$(basename $$nb) $$(basename $$nb)) || exit 1; \
 	done

@@ -39,6 +39,10 @@ AGENDA = [
     ("00", "welcome", "Welcome: how the labs work", "Keynote: automate the toil, make releases boring"),
     ("01", "container-universe", "The container universe: images, layers, what `docker run` does",
      "The Container Universe"),
+    ("02", "buildkit", "BuildKit: parallel stages, cache mounts, build secrets, SSH forwarding",
+     "The Container Universe"),
+    ("03", "build-cache", "The build cache: cache keys, ordering, warming a cache from a registry",
+     "The Container Universe"),
 ]
 
 
