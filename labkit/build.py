@@ -450,7 +450,7 @@ def host_binary_files(program: str, prefix: str = "tools") -> dict[str, bytes]:
     path = shutil.which(program)
     if not path:
         raise LabkitError(f"{program} is not installed on this machine.", f"Install the package that ships {program}.")
-    out = subprocess.run(["ldd", path], capture_output=True, text=True).stdout
+    out = _ldd(path)
     files = {f"{prefix}/{program}": Path(path).read_bytes()}
     for line in out.splitlines():
         lib = line.split("=>")[-1].split("(")[0].strip()
@@ -458,3 +458,15 @@ def host_binary_files(program: str, prefix: str = "tools") -> dict[str, bytes]:
             name = "ld.so" if "ld-linux" in lib else Path(lib).name
             files[f"{prefix}/{name}"] = Path(lib).read_bytes()
     return files
+
+
+def host_binary_command(program: str, prefix: str = "/tools") -> list[str]:
+    """How to start the copy host_binary_files() made: through the copied loader, unless static."""
+    path = shutil.which(program) or program
+    if "ld-linux" not in _ldd(path):
+        return [f"{prefix}/{program}"]
+    return [f"{prefix}/ld.so", "--library-path", prefix, f"{prefix}/{program}"]
+
+
+def _ldd(path: str) -> str:
+    return subprocess.run(["ldd", path], capture_output=True, text=True).stdout

@@ -151,10 +151,15 @@ class TcpPort(WaitStrategy):
 
     def ready(self, container: "Container") -> bool:
         pid = container.attrs()["State"].get("Pid") or 0
-        if pid and _listening(pid, self.port) is False:
+        listening = _listening(pid, self.port) if pid else None
+        if listening is False:
             return False
         try:
-            with socket.create_connection((LOOPBACK, container.host_port(self.port)), timeout=1):
+            host_port = container.host_port(self.port)
+        except LabkitError:  # not published: a listener inside the container is all there is to wait for
+            return bool(listening)
+        try:
+            with socket.create_connection((LOOPBACK, host_port), timeout=1):
                 return True
         except OSError:
             return False
@@ -303,6 +308,12 @@ class Container(Renderable):
         return table(["name", "image", "status", "ports"],
                      [(short_name(self.name), attrs["Config"]["Image"],
                        attrs["State"]["Status"], ports)])
+
+
+def create(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+           **kwargs: Any) -> Container:
+    """`docker create`: a labelled container that exists but runs nothing (yet)."""
+    return Container(lab, _create(lab, image, command, name=lab.name(name) if name else None, **kwargs))
 
 
 def start(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,

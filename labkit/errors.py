@@ -27,6 +27,10 @@ class LabkitError(Exception, Renderable):
     def _render(self):
         return callout("error", type(self).__name__, self.message, details=self.details, hint=self.hint)
 
+    # IPython's pretty printer has its own rule for exceptions, found (via BaseException in the MRO)
+    # before the mixin's; defined here, display(error) shows the callout text, not a repr.
+    _repr_pretty_ = Renderable._repr_pretty_
+
 
 class DaemonUnavailable(LabkitError):
     default_hint = "Start the Docker engine (`make setup` or `sudo scripts/setup-host.sh`), then retry."

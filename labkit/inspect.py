@@ -12,7 +12,7 @@ from typing import Any
 
 from . import engine
 from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, table, volatile
-from .errors import ImageMissing
+from .errors import ImageMissing, LabkitError
 
 
 @dataclass
@@ -253,3 +253,121 @@ def process_chain(pid: int, depth: int = 4) -> ProcessChain:
             break
         current = ppid
     return ProcessChain(rows)
+
+
+# --- cgroups ---------------------------------------------------------------------------------
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+UNLIMITED = 2**62  # v1 writes "no limit" as a huge page-aligned number
+
+
+def _cgroup_paths(pid: int) -> dict[str, Path]:
+    """controller -> the host directory of this process's cgroup ("" is the v2 unified tree)."""
+    out: dict[str, Path] = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        for c in controllers.split(","):
+            base = CGROUP_ROOT / c if c else (CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified").is_dir() else CGROUP_ROOT)
+            out[c] = base / path.lstrip("/")
+    return out
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _limit(value: str | None) -> int | None:
+    if value is None or value == "max":
+        return None
+    n = int(value.split()[0])
+    return None if n >= UNLIMITED else n
+
+
+@dataclass
+class CgroupUsage(Renderable):
+    """A container's cgroup limits and usage, read on the host (cgroup v1 or v2)."""
+
+    name: str
+    version: int
+    memory_limit: int | None
+    memory_usage: int | None
+    oom_kills: int | None
+    pids_limit: int | None
+    pids_current: int | None
+    cpu_quota: float | None  # CPUs, e.g. 0.5
+
+    def _render(self):
+        def lim(v, fmt=str):
+            return "no limit" if v is None else fmt(v)
+        def mib(n):  # docker's "32m" means MiB: show limits in the same unit
+            return f"{n / 2**20:.1f} MiB"
+        rows = [("memory limit", lim(self.memory_limit, mib)),
+                ("memory in use", volatile("?" if self.memory_usage is None else mib(self.memory_usage))),
+                ("OOM kills", "?" if self.oom_kills is None else str(self.oom_kills)),
+                ("pids limit", lim(self.pids_limit)),
+                ("pids now", "?" if self.pids_current is None else str(self.pids_current)),
+                ("CPU limit", lim(self.cpu_quota, lambda c: f"{c:g} CPUs"))]
+        return table(["cgroup", "value"], rows, title=f"cgroup v{self.version} of {short_name(self.name)} (read on the host)")
+
+
+def cgroup(container) -> CgroupUsage:
+    """Limits and usage of a running container, from the host's /sys/fs/cgroup."""
+    attrs = container.attrs()
+    pid = attrs["State"].get("Pid") or 0
+    if not pid or not Path(f"/proc/{pid}").exists():
+        raise LabkitError(f"{container.name} is not running on this machine (no process {pid} here).",
+                          "Start it first; cgroups of a remote or VM-based engine are not visible from here.")
+    paths = _cgroup_paths(pid)
+    if "memory" in paths:  # v1: one tree per controller
+        mem, pids, cpu = paths["memory"], paths.get("pids"), paths.get("cpu")
+        oom = _read(mem / "memory.oom_control")
+        quota, period = (_read(cpu / "cpu.cfs_quota_us"), _read(cpu / "cpu.cfs_period_us")) if cpu else (None, None)
+        return CgroupUsage(container.name, 1, _limit(_read(mem / "memory.limit_in_bytes")),
+                           _limit(_read(mem / "memory.usage_in_bytes")),
+                           int(oom.split("oom_kill ")[1].split()[0]) if oom and "oom_kill " in oom else None,
+                           _limit(_read(pids / "pids.max")) if pids else None,
+                           _limit(_read(pids / "pids.current")) if pids else None,
+                           int(quota) / int(period) if quota and period and int(quota) > 0 else None)
+    unified = paths[""]
+    events = _read(unified / "memory.events") or ""
+    cpu_max = (_read(unified / "cpu.max") or "max").split()
+    return CgroupUsage(container.name, 2, _limit(_read(unified / "memory.max")), _limit(_read(unified / "memory.current")),
+                       int(events.split("oom_kill ")[1].split()[0]) if "oom_kill " in events else None,
+                       _limit(_read(unified / "pids.max")), _limit(_read(unified / "pids.current")),
+                       int(cpu_max[0]) / int(cpu_max[1]) if cpu_max[0] != "max" else None)
+
+
+@dataclass
+class HostProcesses(Renderable):
+    name: str
+    rows: list[tuple[Any, ...]]  # (host pid, pid inside, user on the host, command)
+
+    def _render(self):
+        return table(["host pid", "pid inside", "host user", "command"],
+                     [(volatile(h), i, u, c) for h, i, u, c in self.rows],
+                     title=f"Processes of {short_name(self.name)}, seen from the host")
+
+
+def container_processes(container) -> HostProcesses:
+    """Every process in the container's cgroup: its pid on the host and inside, and its host user."""
+    import pwd
+    pid = container.attrs()["State"].get("Pid") or 0
+    if not pid or not Path(f"/proc/{pid}").exists():
+        raise LabkitError(f"{container.name} has no process on this machine.", "Start the container first.")
+    paths = _cgroup_paths(pid)
+    procs = _read((paths.get("pids") or paths.get("memory") or paths[""]) / "cgroup.procs") or str(pid)
+    rows = []
+    for host_pid in sorted(int(p) for p in procs.split()):
+        status = _read(Path(f"/proc/{host_pid}/status")) or ""
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        uid = int(fields.get("Uid", "0").split()[0])
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        cmd = (_read(Path(f"/proc/{host_pid}/cmdline")) or "").replace("\0", " ").strip()
+        rows.append((host_pid, int(fields.get("NSpid", str(host_pid)).split()[-1]), f"{user} (uid {uid})", cmd[:60]))
+    return HostProcesses(container.name, rows)

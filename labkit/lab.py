@@ -274,6 +274,9 @@ class Lab(Renderable):
     def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.Container:
         return containers.start(self, image, command, **kwargs)
 
+    def create(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.Container:
+        return containers.create(self, image, command, **kwargs)
+
     def network(self, suffix: str = "net", **kwargs: Any):
         return self.client.networks.create(self.name(suffix), labels=dict(self.labels), **kwargs)
 

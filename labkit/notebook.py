@@ -43,6 +43,10 @@ AGENDA = [
      "The Container Universe"),
     ("03", "build-cache", "The build cache: cache keys, ordering, warming a cache from a registry",
      "The Container Universe"),
+    ("04", "troubleshooting", "Troubleshooting a scratch container; chroot, namespaces and cgroups by hand",
+     "Modern containers only have a binary"),
+    ("05", "privileged", "Privileged containers, the docker socket and nsenter: how containers reach the host",
+     "Only trusted users should use your docker daemon"),
 ]
 
 
