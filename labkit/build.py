@@ -297,7 +297,7 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
             if platform:
                 cmd += ["--platform", platform]
             cmd.append(str(ctx))
-            report = _build_cli(lab, name, cmd, cli.env())
+            report = _build_cli(lab, name, cmd, {**cli.env(), "DOCKER_HOST": lab.daemon_url})
     # noted in the background (a /system/df call costs ~10 ms); lab joins it before any prune
     note = threading.Thread(target=_remember_cache, args=(lab, since), daemon=True)
     note.start()

@@ -321,7 +321,11 @@ def start(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *,
     """`docker run -d`: start a labelled container, wait until ready, remove it if that fails."""
     container = Container(lab, _create(lab, image, command, name=lab.name(name) if name else None, **kwargs))
     try:
-        container.model.start()
+        try:
+            container.model.start()
+        except docker.errors.APIError as exc:
+            raise LabkitError(f"Docker could not start {short_name(container.name)} from {image!r}: {exc.explanation}",
+                              "Read the reason above: an option the engine refuses, or a command the image lacks.") from None
         if wait is not None:
             container.wait_for(wait, timeout)
     except BaseException:

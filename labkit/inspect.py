@@ -358,9 +358,13 @@ def container_processes(container) -> HostProcesses:
     if not pid or not Path(f"/proc/{pid}").exists():
         raise LabkitError(f"{container.name} has no process on this machine.", "Start the container first.")
     paths = _cgroup_paths(pid)
-    procs = _read((paths.get("pids") or paths.get("memory") or paths[""]) / "cgroup.procs") or str(pid)
+    group = paths.get("pids") or paths.get("memory") or paths[""]
+    if container.id in str(group):  # the container has a cgroup of its own: it lists every process, exec'd ones too
+        pids = sorted(int(p) for p in (_read(group / "cgroup.procs") or str(pid)).split())
+    else:  # e.g. rootless on cgroup v1: no cgroup per container; its main process and descendants
+        pids = _descendants(pid)
     rows = []
-    for host_pid in sorted(int(p) for p in procs.split()):
+    for host_pid in pids:
         status = _read(Path(f"/proc/{host_pid}/status")) or ""
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         uid = int(fields.get("Uid", "0").split()[0])
@@ -371,3 +375,19 @@ def container_processes(container) -> HostProcesses:
         cmd = (_read(Path(f"/proc/{host_pid}/cmdline")) or "").replace("\0", " ").strip()
         rows.append((host_pid, int(fields.get("NSpid", str(host_pid)).split()[-1]), f"{user} (uid {uid})", cmd[:60]))
     return HostProcesses(container.name, rows)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                children.setdefault(_proc_stat(int(p.name))[1], []).append(int(p.name))
+            except (OSError, ValueError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return sorted(out)

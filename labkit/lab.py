@@ -2,6 +2,7 @@
 the session, starts a watchdog that cleans up if the kernel dies, and removes only its own things."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import secrets
@@ -82,7 +83,7 @@ class CleanupReport(Renderable):
     def _render(self):
         # how many images and cache records builds leave depends on how often a check was run (CI runs
         # each check twice) and on BuildKit: not part of CI's compared output
-        what = ", ".join(f"{volatile(v, 'the') if k in ('images', 'build cache records') else v} "
+        what = ", ".join(f"{volatile(v, 'the') if k in ('images', 'build cache records', 'processes') else v} "
                          f"{k if v != 1 else _SINGULAR.get(k, k[:-1])}" for k, v in self.removed.items() if v)
         return callout("success", "Cleaned up", f"Removed {what}." if what else "Nothing was left to remove.")
 
@@ -97,6 +98,22 @@ def _kill_tree(pid: int) -> bool:
             return True
         except (ProcessLookupError, PermissionError):
             return False
+
+
+def kill_user_namespace(ns: str) -> int:
+    """SIGKILL every process whose user namespace is `ns` ("user:[4026532...]"); never ours."""
+    if not ns.startswith("user:[") or ns == os.readlink("/proc/self/ns/user"):
+        return 0
+    killed = 0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if os.readlink(proc / "ns" / "user") == ns:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed += 1
+            except (OSError, ProcessLookupError):
+                pass
+    return killed
 
 
 def remove_session(cli: docker.DockerClient, session: str | None, include_images: bool = True) -> CleanupReport:
@@ -145,6 +162,9 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
             if _start_time(int(pid)) == start and _kill_tree(int(pid)):  # same process, not a reused pid
                 report.removed["processes"] += 1
             pidfile.unlink(missing_ok=True)
+        for nsfile in sorted(sdir.glob("userns-*")):  # e.g. a rootless engine and all its containers
+            report.removed["processes"] += kill_user_namespace(nsfile.read_text())
+            nsfile.unlink(missing_ok=True)
         for pathfile in sorted(sdir.glob("path-*")):
             target = Path(pathfile.read_text())
             if target.exists():
@@ -210,6 +230,8 @@ class Lab(Renderable):
         self.topic = topic
         self.session = f"{topic}-{secrets.token_hex(3)}"
         self.client = engine.client()  # raises DaemonUnavailable (with a hint) within 5 s
+        self.daemon_url = engine.find_daemon()[0]
+        self.rootless = False
         self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
         self.images = [self._image_name(i) for i in images]
         self._caps: engine.Capabilities | None = None
@@ -228,6 +250,19 @@ class Lab(Renderable):
         self.require(*needs)
         from . import notebook
         notebook.install_error_display()
+
+    def on(self, client: docker.DockerClient, daemon_url: str, rootless: bool = False) -> "Lab":
+        """The same session driving another engine (e.g. the rootless one of notebook 06):
+        run, start, create and build go there; names, labels and tracked host things are shared."""
+        other = copy.copy(self)
+        other.client, other.daemon_url, other.rootless = client, daemon_url, rootless
+        return other
+
+    def track_user_namespace(self, pid: int) -> str:
+        """Every process in `pid`'s user namespace is killed at cleanup (a rootless engine's tree)."""
+        ns = os.readlink(f"/proc/{pid}/ns/user")
+        (self._dir / f"userns-{hashlib.sha1(ns.encode()).hexdigest()[:12]}").write_text(ns)
+        return ns
 
     @staticmethod
     def _image_name(name: str) -> str:

@@ -47,6 +47,8 @@ AGENDA = [
      "Modern containers only have a binary"),
     ("05", "privileged", "Privileged containers, the docker socket and nsenter: how containers reach the host",
      "Only trusted users should use your docker daemon"),
+    ("06", "rootless", "Rootless Docker: the uid mapping, notebook 05's attacks failing, the costs measured",
+     "Only trusted users should use your docker daemon"),
 ]
 
 

@@ -51,7 +51,7 @@ class PrivilegeMode(Renderable):
 
 def privilege_mode(lab: "Lab") -> PrivilegeMode:
     caps = lab.capabilities
-    if caps.privileged or caps.rootless:  # rootless: the flag works, it just cannot exceed the user
+    if lab.rootless or caps.privileged or caps.rootless:  # rootless: the flag works, it just cannot exceed the user
         return PrivilegeMode({"privileged": True}, True, [])
     devices = [f"{d}:{d}:rwm" for d in _host_devices()]
     return PrivilegeMode({"cap_add": ["ALL"], "cap_drop": list(caps.missing_caps),
@@ -156,8 +156,9 @@ def socket_escape(lab: "Lab", marker: HostMarker, socket_path: str = DOCKER_SOCK
     _require_ack(acknowledge_risk, "Mounting the docker socket")
     from .build import host_binary_command, host_binary_files
     tools = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-tools-{lab.session}-")))
+    tools.chmod(0o755)  # a rootless engine (notebook 06) bind-mounts it as an unprivileged user
     for rel, data in host_binary_files("docker", prefix="t").items():
-        (tools / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tools / rel).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         (tools / rel).write_bytes(data)
         (tools / rel).chmod(0o755)
     docker = " ".join(host_binary_command("docker", prefix="/t"))
@@ -191,12 +192,16 @@ def nsenter_escape(lab: "Lab", pid: int, marker: HostMarker, *, acknowledge_risk
     if not (lab.state / f"pid-{pid}").exists():  # only processes this session started itself
         raise LabkitError(f"Process {pid} was not started by this lab.", "Pass the pid from host_process(lab).")
     command = f"nsenter -t {pid} -m -u -i -n -p cat {marker.path}"
-    with privileged(lab, pid_mode="host", acknowledge_risk=True) as c:
-        seen = c.exec(["sh", "-c", f"cat /proc/{pid}/cmdline 2>/dev/null | tr '\\0' ' '"]).stdout.strip()
-        if not seen.startswith("sleep 3600"):
-            return Escape(f"This engine's PID namespace does not contain process {pid} (the engine runs in a VM "
-                          "or on another machine): nothing to enter.", command, seen, False)
-        out = c.exec(["sh", "-c", command + " 2>&1"]).stdout.strip()
+    try:
+        with privileged(lab, pid_mode="host", acknowledge_risk=True) as c:
+            seen = c.exec(["sh", "-c", f"cat /proc/{pid}/cmdline 2>/dev/null | tr '\\0' ' '"]).stdout.strip()
+            if not seen.startswith("sleep 3600"):
+                return Escape(f"This engine's PID namespace does not contain process {pid} (the engine runs in a "
+                              "VM or on another machine): nothing to enter.", command, seen, False)
+            out = c.exec(["sh", "-c", command + " 2>&1"]).stdout.strip()
+    except LabkitError as exc:  # e.g. a rootless engine: the kernel refuses to mount the host's /proc
+        return Escape("The engine could not even start a privileged container in the host's PID namespace.",
+                      "docker run --privileged --pid=host ...", exc.message.split(": ", 1)[-1][-300:], False)
     return Escape("The container entered the mount, UTS, IPC, network and PID namespaces of a host process "
                   "and read a file of the host." if marker.content in out else "nsenter could not enter the "
                   "host process's namespaces.", command.replace(str(pid), "PID"), out[-300:], marker.content in out)

@@ -3,11 +3,13 @@
 # 1. A Docker engine must answer. If none does: on Debian/Ubuntu as root, install Debian's
 #    docker.io (only when no engine is installed at all) and start dockerd in the background;
 #    anywhere else, print exact instructions and stop. Never installs over an existing engine.
-# 2. The host tools the labs bootstrap images with (installed on Debian/Ubuntu as root when missing).
+# 2. The host tools the labs use (installed on Debian/Ubuntu as root when missing), and for
+#    notebook 06 a dedicated unprivileged user that runs the rootless engine (subuid/subgid ranges).
 # Idempotent: when everything is there it only checks, in well under 2 s.
 set -euo pipefail
 
-HOST_PACKAGES=(busybox-static debootstrap docker-registry curl)
+HOST_PACKAGES=(busybox-static debootstrap docker-registry curl uidmap rootlesskit slirp4netns)
+ROOTLESS_USER=labkit-rootless
 DOCKERD_LOG=${LABKIT_DOCKERD_LOG:-/var/log/labkit-dockerd.log}
 SOCKET=/var/run/docker.sock
 
@@ -89,5 +91,20 @@ if command -v dpkg-query >/dev/null; then
         else
             say "optional host tools missing: $missing (sudo apt-get install $missing)" >&2
         fi
+    fi
+fi
+
+# The rootless engine's user: a system user with no login shell and its own subordinate id range.
+if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
+    if ! id "$ROOTLESS_USER" >/dev/null 2>&1; then
+        say "creating user $ROOTLESS_USER for the rootless engine (notebook 06)"
+        useradd --system --create-home --home-dir "/var/lib/$ROOTLESS_USER" --shell /usr/sbin/nologin "$ROOTLESS_USER"
+    fi
+    for f in /etc/subuid /etc/subgid; do
+        grep -q "^$ROOTLESS_USER:" "$f" 2>/dev/null || { echo "$ROOTLESS_USER:1000000:65536" >>"$f"; say "added a range for $ROOTLESS_USER to $f"; }
+    done
+    # slirp4netns opens /dev/net/tun as that user; common distributions ship it world read-writable
+    if [ -c /dev/net/tun ] && ! runuser -u "$ROOTLESS_USER" -- test -w /dev/net/tun 2>/dev/null; then
+        chmod 666 /dev/net/tun && say "made /dev/net/tun usable by unprivileged users (as most distributions ship it)"
     fi
 fi

@@ -48,3 +48,21 @@ def nothing_left_behind(request):
     for c in left:
         c.remove(force=True)
     assert not names, f"containers labelled labkit.session left behind by the suite: {names}"
+    assert not rootless_processes(), f"processes of the rootless lab user left behind: {rootless_processes()}"
+
+
+def rootless_processes() -> list[str]:
+    """Live (not zombie) processes of notebook 06's lab user: a rootless engine or its containers."""
+    import pwd
+    try:
+        uid = pwd.getpwnam("labkit-rootless").pw_uid
+    except KeyError:
+        return []
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and proc.stat().st_uid == uid and " Z " not in (proc / "stat").read_text():
+                out.append(f"{proc.name} {(proc / 'comm').read_text().strip()}")
+        except OSError:
+            pass
+    return out

@@ -1,0 +1,212 @@
+"""A rootless Docker engine for one session (notebook 06): dockerd inside RootlessKit's user
+namespace, run by an unprivileged user, with its own socket, runtime and data directories.
+As root, the engine runs as the dedicated user `scripts/setup-host.sh` creates; as an ordinary
+user, it runs as you. Everything it started is killed and its data removed at cleanup."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import docker
+
+from .display import Renderable, seconds, table, volatile
+from .errors import LabkitError, LabSkipped, ReadinessTimeout
+
+if TYPE_CHECKING:
+    from .lab import Lab
+
+LAB_USER = "labkit-rootless"
+SCRIPT_PATHS = ("dockerd-rootless.sh", "/usr/share/docker.io/contrib/dockerd-rootless.sh")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _subid_range(user: str, path: str) -> bool:
+    try:
+        return any(line.split(":")[0] == user for line in Path(path).read_text().splitlines())
+    except OSError:
+        return False
+
+
+def requirements(user: str) -> list[tuple[str, bool, str]]:
+    """(what, ok, fix) for everything a rootless engine needs on this host."""
+    script = next((p for p in map(shutil.which, SCRIPT_PATHS) if p), None)
+    try:
+        pwd.getpwnam(user)
+        user_ok = True
+    except KeyError:
+        user_ok = False
+    userns = Path("/proc/sys/user/max_user_namespaces")
+    return [
+        ("dockerd-rootless.sh", bool(script), "apt-get install docker.io (it ships contrib/dockerd-rootless.sh)"),
+        ("rootlesskit", bool(shutil.which("rootlesskit")), "apt-get install rootlesskit"),
+        ("slirp4netns", bool(shutil.which("slirp4netns")), "apt-get install slirp4netns"),
+        ("newuidmap / newgidmap", bool(shutil.which("newuidmap") and shutil.which("newgidmap")), "apt-get install uidmap"),
+        (f"user {user}", user_ok, "run scripts/setup-host.sh as root (it creates the lab user)"),
+        (f"/etc/subuid and /etc/subgid ranges for {user}",
+         _subid_range(user, "/etc/subuid") and _subid_range(user, "/etc/subgid"),
+         f"usermod --add-subuids 1000000-1065535 --add-subgids 1000000-1065535 {user}"),
+        ("user namespaces enabled", userns.exists() and userns.read_text().strip() != "0",
+         "sysctl -w user.max_user_namespaces=15000"),
+        ("/dev/net/tun usable", os.access("/dev/net/tun", os.R_OK | os.W_OK) or os.geteuid() == 0,
+         "chmod 666 /dev/net/tun (as most distributions ship it)"),
+    ]
+
+
+@dataclass
+class RootlessEngine(Renderable):
+    """`rl = rootless.start(lab)`; `rl.lab` is the same session driving the rootless engine."""
+
+    lab: "Lab"
+    user: str
+    uid: int
+    socket: str
+    home: Path
+    pid: int
+    userns: str
+    startup: float
+    source: docker.DockerClient  # the rootful engine, where the lab images are
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def load(self, image: str) -> None:
+        """Copy an image from the rootful engine's store into this one (save | load)."""
+        self.lab.client.images.load(b"".join(self.source.images.get(image).save(named=True)))
+
+    def info(self):
+        info = self.lab.client.info()
+        rows = [("runs as", f"{self.user} (uid {volatile(self.uid)})"),  # uids differ between machines ("socket", volatile(self.socket)),
+                ("security options", ", ".join(o.split(",")[0].removeprefix("name=") for o in info.get("SecurityOptions", []))),
+                ("storage driver", info.get("Driver", "?")), ("cgroup driver", info.get("CgroupDriver", "?")),
+                ("start to ready", seconds(self.startup))]
+        return table(["rootless engine", "value"], rows, title="A rootless Docker engine for this session")
+
+    def _render(self):
+        return self.info()
+
+    def stop(self) -> None:
+        """Kill the engine and every container it runs, and delete its data (cleanup does it too)."""
+        from .lab import kill_user_namespace
+        kill_user_namespace(self.userns)
+        try:
+            os.killpg(self.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
+    """Start a rootless engine for this session and wait for its socket to answer."""
+    as_root = os.geteuid() == 0
+    user = LAB_USER if as_root else pwd.getpwuid(os.getuid()).pw_name
+    missing = [(what, fix) for what, ok, fix in requirements(user) if not ok]
+    if missing:
+        raise LabSkipped("A rootless engine cannot start here: missing " + ", ".join(w for w, _ in missing) + ".",
+                         "; ".join(fix for _, fix in missing))
+    script = next(p for p in map(shutil.which, SCRIPT_PATHS) if p)
+    entry = pwd.getpwnam(user)
+    home = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-rootless-{lab.session}-")))
+    run_dir, data = home / "run", home / "data"
+    for d in (run_dir, data):
+        d.mkdir(mode=0o700)
+    if as_root:
+        os.chown(home, entry.pw_uid, entry.pw_gid)
+        for d in (run_dir, data):
+            os.chown(d, entry.pw_uid, entry.pw_gid)
+    env = {"HOME": entry.pw_dir if Path(entry.pw_dir).is_dir() else str(home), "XDG_RUNTIME_DIR": str(run_dir),
+           "PATH": PATH, "USER": user, "TMPDIR": str(home)}  # rootlesskit's state dir goes with the rest
+    cmd = ([shutil.which("runuser") or "runuser", "-u", user, "--"] if as_root else []) + \
+        ["env", "-i", *[f"{k}={v}" for k, v in env.items()], script, "--data-root", str(data)]
+    log = open(home / "dockerd.log", "wb")
+    begin = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(home))
+    lab.track_process(proc)
+    sock = run_dir / "docker.sock"
+    client = None
+    while time.monotonic() - begin < timeout and proc.poll() is None:
+        if sock.exists():
+            try:
+                client = docker.DockerClient(base_url=f"unix://{sock}", timeout=5)
+                client.ping()
+                break
+            except Exception:
+                client = None
+        time.sleep(0.05)
+    if client is None:
+        text = (home / "dockerd.log").read_text(errors="replace")
+        _kill(proc)
+        raise ReadinessTimeout(f"The rootless engine did not answer within {timeout:.0f} s.", text)
+    startup = time.monotonic() - begin
+    child = _engine_pid(proc.pid)
+    userns = lab.track_user_namespace(child)
+    view = lab.on(client, f"unix://{sock}", rootless=True)
+    return RootlessEngine(view, user, entry.pw_uid, str(sock), home, proc.pid, userns, startup, lab.client)
+
+
+def _engine_pid(root: int) -> int:
+    """A process of the engine inside RootlessKit's user namespace (a descendant of `root`)."""
+    from .inspect import _descendants
+    host_ns = os.readlink(f"/proc/{root}/ns/user")
+    for pid in _descendants(root):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/user") != host_ns:
+                return pid
+        except OSError:
+            pass
+    raise LabkitError("The rootless engine runs, but no process of it is in a user namespace.",
+                      "Read dockerd.log in the engine's directory.")
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, 9)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(timeout=5)
+
+
+@dataclass
+class Throughput(Renderable):
+    rows: list[tuple[str, float, float]]  # (engine, seconds per download, MB/s)
+    size: int
+
+    @property
+    def ratio(self) -> float:
+        """How many times longer the rootless engine takes for the same download."""
+        return self.rows[1][1] / self.rows[0][1]
+
+    def _render(self):
+        return table(["engine", "time per download", "throughput"],
+                     [(e, seconds(t), volatile(f"{mbs:.0f} MB/s")) for e, t, mbs in self.rows]
+                     + [("rootless / rootful", volatile(f"{self.ratio:.2f}x"), "")],
+                     title=f"Downloading {self.size // 1_000_000} MB from a container's published port on 127.0.0.1")
+
+
+def throughput(rootful: "Lab", engine: RootlessEngine, size: int = 50_000_000, rounds: int = 3) -> Throughput:
+    """The same HTTP download through each engine's published port (docker-proxy vs RootlessKit's
+    port driver), best of `rounds`."""
+    import urllib.request
+    from .containers import TcpPort
+    script = f"mkdir -p /srv && head -c {size} /dev/zero > /srv/blob && httpd -f -p 8080 -h /srv"
+    rows = []
+    for name, lab in (("rootful", rootful), ("rootless", engine.lab)):
+        with lab.start("labkit/busybox", ["sh", "-c", script], ports={8080: None}, wait=TcpPort(8080)) as web:
+            url = f"http://127.0.0.1:{web.host_port(8080)}/blob"
+            best = float("inf")
+            for _ in range(rounds):
+                t = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    while r.read(1 << 20):
+                        pass
+                best = min(best, time.perf_counter() - t)
+        rows.append((name, best, size / best / 1e6))
+    return Throughput(rows, size)
