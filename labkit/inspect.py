@@ -2,13 +2,16 @@
 file), and a container's process, namespaces and place in the engine's process tree."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable, Iterator
+
+import docker
 
 from . import engine
 from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, table, volatile
@@ -92,55 +95,102 @@ def _layer_files(tar: tarfile.TarFile, needle: bytes | None) -> tuple[list[str],
 MAX_SEARCH_BYTES = 64 * 1000**2  # files larger than this are not searched (said in the report)
 
 
-def save_layout(image: str, needle: bytes | None = None) -> ImageLayout:
-    """`docker save` the image and walk the archive: OCI layout (index.json, blobs/sha256) as
-    Docker 25+ writes it, or the legacy docker-archive (manifest.json, <id>/layer.tar) of older engines.
-    With `needle`, every file of every layer is searched for those bytes (Layer.matches)."""
+@contextlib.contextmanager
+def saved(image: str) -> Iterator[IO[bytes]]:
+    """`docker save` of a local image, as a temporary file."""
     cli = engine.client()
     try:
         img = cli.images.get(image)
-    except Exception:
+    except docker.errors.ImageNotFound:
         raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
     with tempfile.TemporaryFile() as fh:
         for chunk in img.save(named=True):
             fh.write(chunk)
         fh.seek(0)
-        with tarfile.open(fileobj=fh) as outer:
-            entries = [(m.name, m.size) for m in outer.getmembers() if m.isfile()]
-            names = {n for n, _ in entries}
+        yield fh
 
-            def read(name: str) -> bytes:
-                f = outer.extractfile(name)
-                assert f is not None
-                return f.read()
 
+def walk_archive(fh: IO[bytes], visit: Callable[[int, tarfile.TarFile], Any]) -> tuple[str, list, Any, dict, list]:
+    """Walk an image archive: OCI layout (index.json, blobs/sha256) as Docker 25+ writes it, or the
+    legacy docker-archive (manifest.json, <id>/layer.tar) of older engines. Calls visit(index, layer
+    tar) for each layer, bottom first; returns (format, entries, manifest, config, layers) where
+    each layer is (digest, size, created_by, what visit returned)."""
+    try:
+        outer = tarfile.open(fileobj=fh)
+    except tarfile.TarError:
+        raise LabkitError("This file is not an image archive (a tar written by `docker save`).",
+                          "Save the image again: docker save IMAGE -o image.tar") from None
+    with outer:
+        entries = [(m.name, m.size) for m in outer.getmembers() if m.isfile()]
+        names = {n for n, _ in entries}
+
+        def read(name: str) -> bytes:
+            f = outer.extractfile(name)
+            if f is None:
+                raise KeyError(name)
+            return f.read()
+
+        try:
             if "index.json" in names:
                 fmt = "OCI image layout"
-                index = json.loads(read("index.json"))
-                mdigest = index["manifests"][0]["digest"]
-                manifest = json.loads(read("blobs/sha256/" + mdigest.split(":")[1]))
+                manifest = json.loads(read("blobs/sha256/" + json.loads(read("index.json"))["manifests"][0]["digest"][7:]))
                 if "manifests" in manifest:  # an index inside: take the first image manifest
-                    manifest = json.loads(read("blobs/sha256/" + manifest["manifests"][0]["digest"].split(":")[1]))
-                config = json.loads(read("blobs/sha256/" + manifest["config"]["digest"].split(":")[1]))
-                layer_paths = ["blobs/sha256/" + ly["digest"].split(":")[1] for ly in manifest["layers"]]
+                    manifest = json.loads(read("blobs/sha256/" + manifest["manifests"][0]["digest"][7:]))
+                config = json.loads(read("blobs/sha256/" + manifest["config"]["digest"][7:]))
+                paths = ["blobs/sha256/" + ly["digest"][7:] for ly in manifest["layers"]]
                 digests = [ly["digest"] for ly in manifest["layers"]]
             else:
                 fmt = "docker-archive (legacy layout; Docker 25+ writes an OCI layout)"
                 manifest = json.loads(read("manifest.json"))
                 config = json.loads(read(manifest[0]["Config"]))
-                layer_paths = manifest[0]["Layers"]
-                digests = config["rootfs"]["diff_ids"]
-            history = _history_for_layers(config)
-            layers = []
-            for i, (path, digest) in enumerate(zip(layer_paths, digests)):
-                member = outer.getmember(path)
-                f = outer.extractfile(member)
-                assert f is not None
-                with tarfile.open(fileobj=f, mode="r:*") as inner:
-                    files, whiteouts, matches = _layer_files(inner, needle)
-                layers.append(Layer(i, digest, member.size, history[i] if i < len(history) else "",
-                                    files, whiteouts, matches))
+                paths, digests = manifest[0]["Layers"], config["rootfs"]["diff_ids"]
+        except (KeyError, ValueError, IndexError):
+            raise LabkitError("This archive has no image manifest and config (is it a `docker save` tar?).",
+                              "Save the image again: docker save IMAGE -o image.tar") from None
+        history = _history_for_layers(config)
+        layers = []
+        for i, (path, digest) in enumerate(zip(paths, digests)):
+            member = outer.getmember(path)
+            f = outer.extractfile(member)
+            assert f is not None
+            with tarfile.open(fileobj=f, mode="r:*") as inner:
+                result = visit(i, inner)
+            layers.append((digest, member.size, history[i] if i < len(history) else "", result))
+    return fmt, entries, manifest, config, layers
+
+
+def save_layout(image: str, needle: bytes | None = None) -> ImageLayout:
+    """`docker save` the image and walk the archive (see walk_archive). With `needle`, every file
+    of every layer is searched for those bytes (Layer.matches)."""
+    with saved(image) as fh:
+        fmt, entries, manifest, config, walked = walk_archive(fh, lambda i, tar: _layer_files(tar, needle))
+    layers = [Layer(i, digest, size, created_by, *files) for i, (digest, size, created_by, files) in enumerate(walked)]
     return ImageLayout(image, fmt, entries, manifest, config, layers)
+
+
+def read_files(archive: IO[bytes], wanted: Callable[[str], bool]) -> tuple[dict[str, bytes], dict]:
+    """The files `wanted(path)` selects as they are in the image's final filesystem (later layers
+    win, whiteouts delete), plus the image config."""
+    files: dict[str, bytes] = {}
+
+    def visit(_: int, tar: tarfile.TarFile) -> None:
+        for m in tar:
+            name = m.name.lstrip("./")
+            base, parent = os.path.basename(name), os.path.dirname(name)
+            if base == ".wh..wh..opq":  # an opaque directory hides everything below it in lower layers
+                for path in [p for p in files if p.startswith(parent + "/")]:
+                    del files[path]
+            elif base.startswith(".wh."):
+                gone = os.path.join(parent, base[4:])
+                for path in [p for p in files if p == gone or p.startswith(gone + "/")]:
+                    del files[path]
+            elif m.isfile() and wanted(name):
+                f = tar.extractfile(m)
+                if f is not None:
+                    files[name] = f.read()
+
+    _, _, _, config, _ = walk_archive(archive, visit)
+    return files, config
 
 
 @dataclass

@@ -49,6 +49,8 @@ AGENDA = [
      "Only trusted users should use your docker daemon"),
     ("06", "rootless", "Rootless Docker: the uid mapping, notebook 05's attacks failing, the costs measured",
      "Only trusted users should use your docker daemon"),
+    ("07", "scanning", "Image scanning: inventory, SBOM, advisory matching, secrets, a CI gate, blind spots",
+     "Security issues will be discovered"),
 ]
 
 
