@@ -19,7 +19,7 @@ from typing import Any, Iterable, Sequence
 import docker
 
 from . import containers, engine, images
-from .display import Renderable, Stack, callout, table, volatile
+from .display import Renderable, Stack, callout, stable, table, volatile
 from .errors import UnknownImage
 
 SESSION_LABEL = "labkit.session"
@@ -81,10 +81,10 @@ class CleanupReport(Renderable):
         return sum(self.removed.values())
 
     def _render(self):
-        # how many images and cache records builds leave depends on how often a check was run (CI runs
-        # each check twice) and on BuildKit: not part of CI's compared output
-        what = ", ".join(f"{volatile(v, 'the') if k in ('images', 'build cache records', 'processes') else v} "
-                         f"{k if v != 1 else _SINGULAR.get(k, k[:-1])}" for k, v in self.removed.items() if v)
+        # The counts depend on how often a check ran (CI runs each one twice) and on BuildKit's
+        # bookkeeping: stable mode names what was removed, not how many.
+        what = ", ".join(k if stable() else f"{v} {k if v != 1 else _SINGULAR.get(k, k[:-1])}"
+                         for k, v in self.removed.items() if v)
         return callout("success", "Cleaned up", f"Removed {what}." if what else "Nothing was left to remove.")
 
 

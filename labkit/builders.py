@@ -1,0 +1,162 @@
+"""Notebook 11: image builders side by side. buildah builds Dockerfiles without any daemon (as
+root, or as the unprivileged lab user with no access to the Docker socket), into a storage that
+belongs to the session; `timestamp=` makes its builds reproducible (same image id twice)."""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+from .build import BuildReport, _prepare_context
+from .display import Renderable, human_bytes, seconds, short_name, table, volatile
+from .engine import find_tool
+from .errors import CommandFailed, LabkitError, LabSkipped
+from .rootless import LAB_USER
+
+if TYPE_CHECKING:
+    from .lab import Lab
+    from .registry import Registry
+
+_FROM = re.compile(r"^(\s*FROM\s+)(labkit/\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+@dataclass
+class BuilderRun(Renderable):
+    """One buildah build: the image id is the digest of its config, so equal ids are equal images."""
+
+    tag: str
+    image_id: str  # the digest of the config
+    digest: str  # the digest of the manifest, what a registry names it by
+    created: str
+    layers: list[str]
+    size: int
+    duration: float
+    user: str
+    store: Path
+
+    def _render(self):
+        return table(["image", "builder", "manifest digest", "created", "layers", "build time", "ran as"],
+                     [(short_name(self.tag), "buildah", volatile(self.digest[:19] + "…"), volatile(self.created),
+                       len(self.layers), seconds(self.duration), self.user)], title="buildah build (no daemon)")
+
+
+class Buildah:
+    """A buildah with the session's own storage (vfs: works as root and rootless, anywhere)."""
+
+    def __init__(self, lab: "Lab", rootless: bool = False) -> None:
+        self.binary = find_tool("buildah")
+        if self.binary is None:
+            raise LabSkipped("buildah is not installed.", "apt-get install buildah (Debian/Ubuntu).")
+        self.lab = lab
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.home = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-buildah-{lab.session}-")))
+        self.prefix: list[str] = []
+        if rootless and os.geteuid() == 0:  # as root, run as the unprivileged lab user of notebook 06
+            try:
+                entry = pwd.getpwnam(LAB_USER)
+            except KeyError:
+                raise LabSkipped(f"The user {LAB_USER} does not exist.", "Run scripts/setup-host.sh as root.") from None
+            self.user = LAB_USER
+            os.chmod(self.home, 0o755)
+            os.chown(self.home, entry.pw_uid, entry.pw_gid)
+            self.prefix = ["runuser", "-u", LAB_USER, "--", "env", f"HOME={self.home}",
+                           f"XDG_RUNTIME_DIR={self.home}/run", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+        self.uid = pwd.getpwnam(self.user).pw_uid
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+        cmd = [*self.prefix, self.binary, "--storage-driver", "vfs", "--root", str(self.home / "root"),
+               "--runroot", str(self.home / "run"), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(self.home))
+        if check and proc.returncode != 0:
+            raise CommandFailed(["buildah", *args], proc.returncode, proc.stdout, proc.stderr,
+                                hint="Read buildah's message above (a Dockerfile step failed, or a base image is missing).")
+        return proc
+
+    def _own(self, path: Path) -> None:
+        if self.prefix:
+            for p in [path, *path.rglob("*")]:
+                os.chown(p, self.uid, -1)
+
+    def base_archives(self, dockerfile: str) -> str:
+        """FROM labkit/... read from the Docker engine as a docker-archive file, so buildah needs
+        neither the Docker socket nor a registry."""
+        def swap(m: re.Match) -> str:
+            name = m.group(2) if ":" in m.group(2) else m.group(2) + ":latest"
+            target = self.home / (re.sub(r"[^a-z0-9]+", "-", name) + ".tar")
+            if not target.exists():
+                try:
+                    image = self.lab.client.images.get(name)
+                except Exception:
+                    raise LabkitError(f"The base image {name} is not in the Docker engine.", "Run `labkit prepare`.") from None
+                with open(target, "wb") as fh:
+                    for chunk in image.save(named=True):
+                        fh.write(chunk)
+                self._own(target)
+            return f"{m.group(1)}docker-archive:{target}"
+        return _FROM.sub(swap, dockerfile)
+
+    def build(self, tag: str, dockerfile: str, files: Mapping[str, str | bytes] | None = None,
+              timestamp: int | None = None, build_args: Mapping[str, str] | None = None) -> BuilderRun:
+        ctx_dir = Path(tempfile.mkdtemp(dir=self.home))
+        ctx, df = _prepare_context(ctx_dir, self.base_archives(dockerfile), None, files)
+        self._own(ctx_dir)
+        args = ["bud", "--isolation", "chroot", "--layers", "--no-cache", "-q", "-f", str(df), "-t", tag]
+        for k, v in (build_args or {}).items():
+            args += ["--build-arg", f"{k}={v}"]
+        if timestamp is not None:
+            args += ["--timestamp", str(int(timestamp))]
+        start = time.monotonic()
+        self(*args, str(ctx))
+        duration = time.monotonic() - start
+        info = json.loads(self("inspect", "--type", "image", tag).stdout)
+        config = info.get("OCIv1") or {}
+        manifest = info.get("Manifest")
+        manifest = json.loads(manifest) if isinstance(manifest, str) else manifest or {}
+        size = sum(ly.get("size", 0) for ly in manifest.get("layers", []))
+        return BuilderRun(tag, "sha256:" + info["FromImageID"], info.get("FromImageDigest", ""),
+                          config.get("created", "?"), config.get("rootfs", {}).get("diff_ids", []), size,
+                          duration, self.user, self.home)
+
+    def push(self, run: BuilderRun, registry: "Registry", name: str) -> str:
+        """Push to the session registry (plain HTTP on 127.0.0.1); returns the reference."""
+        ref = registry.ref(name)
+        self("push", "--tls-verify=false", run.tag, f"docker://{ref}")
+        return ref
+
+    def to_docker(self, run: BuilderRun, tag: str) -> str:
+        """Copy the image into the Docker engine (as the session's image, removed at cleanup)."""
+        archive = self.home / f"{tag}.tar"
+        self("push", run.tag, f"docker-archive:{archive}:{self.lab.name(tag)}")
+        with open(archive, "rb") as fh:
+            self.lab.client.images.load(fh.read())
+        self.lab.track_tag(self.lab.name(tag))
+        return self.lab.name(tag)
+
+
+def comparison(reports: list[BuildReport | BuilderRun]):
+    rows = []
+    for r in reports:
+        if isinstance(r, BuilderRun):
+            rows.append(("buildah" + (" (rootless)" if r.user == LAB_USER else ""), "none", r.user,
+                         seconds(r.duration), len(r.layers), human_bytes(r.size)))
+        else:
+            rows.append((r.builder, "dockerd (root)", "the daemon's user", seconds(r.duration), r.layers,
+                         human_bytes(r.size)))
+    return table(["builder", "daemon", "runs as", "build time", "layers", "size"], rows,
+                 title="One Dockerfile, three builders")
+
+
+def can_use(user: str, path: str) -> bool:
+    """Whether `user` may read and write `path` (asked as that user, not guessed from modes)."""
+    if pwd.getpwuid(os.getuid()).pw_name == user:
+        return os.access(path, os.R_OK | os.W_OK)
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(["runuser", "-u", user, "--", "test", "-r", path, "-a", "-w", path]).returncode == 0
