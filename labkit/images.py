@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable
 
 import docker
@@ -36,6 +38,7 @@ class ImageSpec:
     disk_bytes: int  # free disk the offline recipe needs (temporary files + image)
     host_packages: tuple[str, ...] = ()
     cmd: tuple[str, ...] = ("sh",)
+    optional: bool = False  # `prepare` of the whole catalog reports a failure and goes on
 
     def recipe(self, mode: str) -> str:
         if mode == "online":
@@ -83,6 +86,11 @@ def _busybox_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
         raise RecipeFailed("busybox-static is not installed, so the offline busybox image cannot be made.",
                            "apt-get install busybox-static (or run `make setup`).")
     applets = subprocess.run([binary, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+    with open(binary, "rb") as fh:
+        _import(spec, _busybox_rootfs(fh.read(), applets, progress))
+
+
+def _busybox_rootfs(busybox: bytes, applets: list[str], progress: Callable[[str], None]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         def add_dir(path: str, mode: int = 0o755) -> None:
@@ -99,8 +107,7 @@ def _busybox_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
             add_dir(d, 0o700 if d == "root" else 0o755)
         add_dir("tmp", 0o1777)
         add_dir("var/tmp", 0o1777)
-        with open(binary, "rb") as fh:
-            add_file("bin/busybox", fh.read(), 0o755)
+        add_file("bin/busybox", busybox, 0o755)
         for applet in applets:
             if applet == "bin/busybox":
                 continue
@@ -110,8 +117,56 @@ def _busybox_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
         add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
         add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
         progress(f"{len(applets)} applets")
-    buf.seek(0)
-    _import(spec, buf.getvalue())
+    return buf.getvalue()
+
+
+def _busybox_foreign(spec: ImageSpec, progress: Callable[[str], None]) -> None:
+    """busybox for another architecture: Debian's busybox-static .deb for it, fetched with apt's
+    own configuration (private package lists: the host's apt setup is not changed), unpacked into
+    the same rootfs, and loaded with the architecture set in the image config (`docker import`
+    of Docker 20.10 cannot record it)."""
+    arch = spec.name.rpartition(":")[2]
+    work = Path(tempfile.mkdtemp(prefix="labkit-foreign-"))
+    try:
+        opts = [f"-oAPT::Architecture={arch}", f"-oAPT::Architectures::={arch}", f"-oDir::State::Lists={work}/lists",
+                "-oDir::State::status=/dev/null", f"-oDir::Cache={work}/cache", "-oDebug::NoLocking=1", "-qq"]
+        for sub in ("lists/partial", "cache/archives/partial"):
+            (work / sub).mkdir(parents=True)
+        progress("package lists")
+        for args in (["update"], ["download", f"busybox-static:{arch}"]):
+            proc = subprocess.run(["apt-get", *opts, *args], capture_output=True, text=True, cwd=work, timeout=300)
+            if proc.returncode != 0 or (args[0] == "download" and not list(work.glob("*.deb"))):
+                raise RecipeFailed(f"apt-get {args[0]} for {arch} failed.", "The Debian package mirror must answer "
+                                   "(or load the image from a bundle: labkit bundle import).", details=proc.stderr[-500:])
+        progress("unpacking")
+        deb = next(work.glob("*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(work / "root")], check=True)
+        busybox = (work / "root" / "bin" / "busybox").read_bytes()
+        native = shutil.which("busybox") or "/bin/busybox"  # the applet list is the same package's
+        applets = subprocess.run([native, "--list-full"], capture_output=True, text=True, check=True).stdout.split()
+        layer = _busybox_rootfs(busybox, applets, progress)
+        load_single_layer(spec.name, layer, arch, list(spec.cmd),
+                          {RECIPE_LABEL: spec.recipe("offline"), CATALOG_LABEL: spec.name})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def load_single_layer(name: str, layer: bytes, arch: str, cmd: list[str], labels: dict[str, str]) -> None:
+    """`docker load` a one-layer image written here: a docker-archive whose config says `arch`."""
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                         "config": {"Cmd": cmd, "Labels": labels,
+                                    "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+                         "history": [{"created_by": f"labkit: busybox-static for {arch}"}]}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [name], "Layers": ["layer/layer.tar"]}]).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path, data in ((config_name, config), ("layer/layer.tar", layer), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    engine.client().images.load(buf.getvalue())
 
 
 def _debian_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
@@ -151,6 +206,8 @@ def _debian_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
 
 register(ImageSpec("labkit/busybox:latest", "BusyBox: a shell and core tools in 2 MB", "busybox:1.36.1",
                    _busybox_offline, "busybox-static rootfs v1", 50 * 1000**2, ("busybox-static",)))
+register(ImageSpec("labkit/busybox:arm64", "BusyBox for arm64 (runs here through QEMU, notebook 08)", "",
+                   _busybox_foreign, "busybox-static arm64 deb v1", 60 * 1000**2, ("busybox-static",), optional=True))
 register(ImageSpec("labkit/debian:bookworm", "Debian 12 minbase with apt and dpkg", "debian:12.8-slim",
                    _debian_offline, "debootstrap minbase v1", 800 * 1000**2, ("debootstrap",), ("bash",)))
 
@@ -232,7 +289,9 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
             result.rows.append((s.name, "-", "present", 0.0))
             continue
         chosen = mode
-        if mode == "auto":
+        if not s.upstream:  # nothing to pull: always built here
+            chosen = "offline"
+        elif mode == "auto":
             if online is None:
                 online = registry_answers(s.upstream)
             chosen = "online" if online else "offline"
@@ -251,11 +310,17 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
                 if bar is not None:
                     bar.set_postfix_str(msg, refresh=True)
 
-            if chosen == "online":
-                _pull(s)
+            try:
+                if chosen == "online":
+                    _pull(s)
+                else:
+                    s.build_offline(s, progress)
+            except RecipeFailed as exc:
+                if not (s.optional and not names):
+                    raise
+                result.rows.append((s.name, chosen, f"failed: {exc.message[:40]}", time.monotonic() - start))
             else:
-                s.build_offline(s, progress)
-            result.rows.append((s.name, chosen, "built", time.monotonic() - start))
+                result.rows.append((s.name, chosen, "built", time.monotonic() - start))
             if bar is not None:
                 bar.update(1)
     finally:

@@ -333,6 +333,12 @@ class Lab(Renderable):
         from .registry import Registry
         return Registry(self, timeout=timeout)
 
+    def platforms(self, ref: str):
+        """The platforms of an image in a registry on this machine (what `mquery` shows)."""
+        from .registry import RegistryClient
+        host, _, name = ref.partition("/")
+        return RegistryClient(host).platforms(name)
+
     def prune_build_cache(self) -> int:
         """Drop the build cache records this session's builds created (nobody else's); how many."""
         self._join_cache_notes()

@@ -51,6 +51,8 @@ AGENDA = [
      "Only trusted users should use your docker daemon"),
     ("07", "scanning", "Image scanning: inventory, SBOM, advisory matching, secrets, a CI gate, blind spots",
      "Security issues will be discovered"),
+    ("08", "multiarch", "Multi-arch images: binfmt_misc and QEMU, two platforms under one tag, emulation cost",
+     "Build images for different platforms using the kernel and QEMU"),
     ("11", "builders", "Image builders (classic, BuildKit, buildah daemonless and rootless) and reproducible builds",
      "Tools for building Docker images"),
 ]

@@ -59,49 +59,15 @@ class Pushed(Renderable):
                        seconds(self.seconds))], title="Pushed to the local registry")
 
 
-class Registry(Renderable):
-    """`registry = lab.registry()`; `registry.push(image, "app:1")`; `registry.platforms("app:1")`."""
+class RegistryClient:
+    """The registry HTTP API (distribution v2 / OCI) of a registry on this machine."""
 
-    def __init__(self, lab: "Lab", port: int | None = None, timeout: float = 15) -> None:
-        self.lab = lab
-        self.port = port or lab.port(3)
-        self.host = f"127.0.0.1:{self.port}"
-        self.url = f"http://{self.host}"
-        self.storage = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-registry-{lab.session}-")))
-        self._proc: subprocess.Popen | None = None
-        self._container = None
-        binary = shutil.which("docker-registry")
-        if binary:
-            self.kind = "docker-registry (Debian package)"
-            (self.storage / "config.yml").write_text(CONFIG.format(root=self.storage / "data", port=self.port))
-            log = open(self.storage / "registry.log", "wb")
-            self._proc = subprocess.Popen([binary, "serve", str(self.storage / "config.yml")], stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-            lab.track_process(self._proc)
-        else:
-            try:
-                lab.client.images.get(REGISTRY_IMAGE)
-            except docker.errors.ImageNotFound:
-                raise LabkitError("No registry server here: neither the docker-registry program nor the "
-                                  f"{REGISTRY_IMAGE} image.", "apt-get install docker-registry (Debian/Ubuntu), "
-                                  f"or `docker pull {REGISTRY_IMAGE}` on a connected machine.") from None
-            self.kind = f"{REGISTRY_IMAGE} image"
-            self._container = lab.start(REGISTRY_IMAGE, name="registry", ports={5000: self.port},
-                                        volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
-        self._wait(timeout)
-
-    def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.answers():
-                return
-            if self._proc is not None and self._proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        logs = (self.storage / "registry.log").read_text(errors="replace") if self._proc else \
-            self._container.logs() if self._container else ""
-        self.stop()
-        raise ReadinessTimeout(f"The registry on {self.host} did not answer /v2/ in {timeout:.0f} s.", logs)
+    def __init__(self, host: str) -> None:
+        if not host.startswith(("127.0.0.1:", "localhost:")):
+            raise LabkitError(f"labkit talks only to registries on this machine, not {host}.",
+                              "Use the session registry: registry = lab.registry().")
+        self.host = host
+        self.url = f"http://{host}"
 
     def answers(self) -> bool:
         try:
@@ -151,14 +117,91 @@ class Registry(Renderable):
         """What `mquery` and `docker buildx imagetools inspect` show: one row per platform."""
         manifest, digest = self.manifest(ref)
         if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
-            rows = [(_platform(m.get("platform", {})), volatile(m["digest"][:19] + "…"), human_bytes(m.get("size")))
-                    for m in manifest["manifests"]]
+            rows = [(_platform(m.get("platform", {})), volatile(m["digest"][:19] + "…"),
+                     volatile(human_bytes(m.get("size")) + " (manifest)")) for m in manifest["manifests"]]
             title = f"{ref}: manifest list with {len(rows)} platform(s)"
         else:
             cfg = self.config(ref)
             rows = [(_platform(cfg), volatile(digest[:19] + "…"), human_bytes(sum(ly["size"] for ly in manifest["layers"])))]
             title = f"{ref}: single-platform image"
         return table(["platform", "manifest digest", "size"], rows, title=title)
+
+    def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
+        """PUT a manifest or index under repo:tag; returns its digest."""
+        repo, reference = _split(name)
+        body = json.dumps(manifest).encode()
+        req = urllib.request.Request(f"{self.url}/v2/{repo}/manifests/{reference}", data=body, method="PUT",
+                                     headers={"Content-Type": manifest["mediaType"]})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.headers.get("Docker-Content-Digest", "")
+        except urllib.error.HTTPError as exc:
+            raise LabkitError(f"The registry refused the manifest for {name}: {exc.read().decode(errors='replace')[:300]}",
+                              "Every image the list names must be pushed to the same repository first.") from None
+        except (OSError, urllib.error.URLError):
+            raise RegistryUnavailable(f"The registry at {self.host} does not answer.") from None
+
+    def make_index(self, name: str, sources: list[str]) -> str:
+        """A manifest list under `name` from single-platform images already in the same
+        repository (what `docker manifest create` / `buildx imagetools create` do); returns its digest."""
+        entries = []
+        for src in sources:
+            manifest, digest = self.manifest(src)
+            if manifest.get("mediaType") in INDEX_TYPES or "manifests" in manifest:
+                raise LabkitError(f"{src} is a manifest list already.", "Name single-platform images.")
+            cfg = self.config(src)
+            platform = {"architecture": cfg.get("architecture", "?"), "os": cfg.get("os", "?")}
+            if cfg.get("variant"):
+                platform["variant"] = cfg["variant"]
+            raw, _ = self._get(f"/v2/{_split(src)[0]}/manifests/{digest}", MANIFEST_TYPES)
+            entries.append({"mediaType": manifest.get("mediaType", "application/vnd.docker.distribution.manifest.v2+json"),
+                            "digest": digest, "size": len(raw), "platform": platform})
+        return self.put_manifest(name, {"schemaVersion": 2, "mediaType": INDEX_TYPES[1], "manifests": entries})
+
+
+class Registry(RegistryClient, Renderable):
+    """`registry = lab.registry()`; `registry.push(image, "app:1")`; `registry.platforms("app:1")`."""
+
+    def __init__(self, lab: "Lab", port: int | None = None, timeout: float = 15) -> None:
+        self.lab = lab
+        self.port = port or lab.port(3)
+        super().__init__(f"127.0.0.1:{self.port}")
+        self.storage = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-registry-{lab.session}-")))
+        self._proc: subprocess.Popen | None = None
+        self._container = None
+        binary = shutil.which("docker-registry")
+        if binary:
+            self.kind = "docker-registry (Debian package)"
+            (self.storage / "config.yml").write_text(CONFIG.format(root=self.storage / "data", port=self.port))
+            log = open(self.storage / "registry.log", "wb")
+            self._proc = subprocess.Popen([binary, "serve", str(self.storage / "config.yml")], stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            lab.track_process(self._proc)
+        else:
+            try:
+                lab.client.images.get(REGISTRY_IMAGE)
+            except docker.errors.ImageNotFound:
+                raise LabkitError("No registry server here: neither the docker-registry program nor the "
+                                  f"{REGISTRY_IMAGE} image.", "apt-get install docker-registry (Debian/Ubuntu), "
+                                  f"or `docker pull {REGISTRY_IMAGE}` on a connected machine.") from None
+            self.kind = f"{REGISTRY_IMAGE} image"
+            self._container = lab.start(REGISTRY_IMAGE, name="registry", ports={5000: self.port},
+                                        volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
+        self._wait(timeout)
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.answers():
+                return
+            if self._proc is not None and self._proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        logs = (self.storage / "registry.log").read_text(errors="replace") if self._proc else \
+            self._container.logs() if self._container else ""
+        self.stop()
+        raise ReadinessTimeout(f"The registry on {self.host} did not answer /v2/ in {timeout:.0f} s.", logs)
+
 
     # --- images in and out --------------------------------------------------------------------------
     def ref(self, name: str) -> str:

@@ -4,11 +4,12 @@
 #    docker.io (only when no engine is installed at all) and start dockerd in the background;
 #    anywhere else, print exact instructions and stop. Never installs over an existing engine.
 # 2. The host tools the labs use (installed on Debian/Ubuntu as root when missing), and for
-#    notebook 06 a dedicated unprivileged user that runs the rootless engine (subuid/subgid ranges).
+#    notebook 06 a dedicated unprivileged user that runs the rootless engine (subuid/subgid ranges),
+#    and for notebook 08 QEMU user emulation of arm64 registered with binfmt_misc.
 # Idempotent: when everything is there it only checks, in well under 2 s.
 set -euo pipefail
 
-HOST_PACKAGES=(busybox-static debootstrap docker-registry curl uidmap rootlesskit slirp4netns buildah)
+HOST_PACKAGES=(busybox-static debootstrap docker-registry curl uidmap rootlesskit slirp4netns buildah qemu-user-static)
 ROOTLESS_USER=labkit-rootless
 DOCKERD_LOG=${LABKIT_DOCKERD_LOG:-/var/log/labkit-dockerd.log}
 SOCKET=/var/run/docker.sock
@@ -106,5 +107,16 @@ if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
     # slirp4netns opens /dev/net/tun as that user; common distributions ship it world read-writable
     if [ -c /dev/net/tun ] && ! runuser -u "$ROOTLESS_USER" -- test -w /dev/net/tun 2>/dev/null; then
         chmod 666 /dev/net/tun && say "made /dev/net/tun usable by unprivileged users (as most distributions ship it)"
+    fi
+fi
+
+# arm64 emulation for notebook 08: the kernel runs foreign binaries through QEMU once the
+# interpreter is registered with binfmt_misc (Docker Desktop does the same in its VM).
+BINFMT=/proc/sys/fs/binfmt_misc
+if [ "$(id -u)" = 0 ] && [ -r /usr/lib/binfmt.d/qemu-aarch64.conf ]; then
+    [ -e "$BINFMT/register" ] || mount -t binfmt_misc binfmt_misc "$BINFMT" 2>/dev/null || true
+    if [ -w "$BINFMT/register" ] && [ ! -e "$BINFMT/qemu-aarch64" ]; then
+        grep -v '^#' /usr/lib/binfmt.d/qemu-aarch64.conf | grep . > "$BINFMT/register" \
+            && say "registered QEMU arm64 emulation with binfmt_misc"
     fi
 fi
