@@ -53,6 +53,8 @@ AGENDA = [
      "Security issues will be discovered"),
     ("08", "multiarch", "Multi-arch images: binfmt_misc and QEMU, two platforms under one tag, emulation cost",
      "Build images for different platforms using the kernel and QEMU"),
+    ("09", "contexts", "Docker contexts (one CLI, two engines) and CLI plugins written as shell scripts",
+     "Docker Context: connect to another docker daemon"),
     ("10", "oras", "ORAS: any file as an OCI artifact, tags vs digests, content addressing, referrers",
      "ORAS - OCI Registry as storage"),
     ("11", "builders", "Image builders (classic, BuildKit, buildah daemonless and rootless) and reproducible builds",
