@@ -6,8 +6,10 @@ import labkit
 
 
 @pytest.fixture
-def lab(docker_client):
-    """A fresh lab session per test, cleaned up whatever the test did."""
-    session = labkit.Lab("test", images=["labkit/busybox"])
+def lab(request, docker_client):
+    """A fresh lab session per test, cleaned up whatever the test did. Its images can be chosen
+    with @pytest.mark.lab_images("labkit/busybox", "labkit/debian:bookworm")."""
+    marker = request.node.get_closest_marker("lab_images")
+    session = labkit.Lab("test", images=list(marker.args) if marker else ["labkit/busybox"])
     yield session
     session.cleanup()

@@ -6,41 +6,35 @@ import pytest
 import labkit
 from labkit import inspect, multiarch
 
-pytestmark = pytest.mark.skipif(not any(n == "qemu-aarch64" for n, _, _ in multiarch.emulators()),
-                                reason="no arm64 emulation registered (scripts/setup-host.sh as root)")
+pytestmark = [pytest.mark.skipif(not any(n == "qemu-aarch64" for n, _, _ in multiarch.emulators()),
+                                 reason="no arm64 emulation registered (scripts/setup-host.sh as root)"),
+              pytest.mark.lab_images("labkit/busybox:latest", "labkit/busybox:arm64")]
 
 
-@pytest.fixture
-def arm_lab(docker_client):
-    session = labkit.Lab("test", images=["labkit/busybox:latest", "labkit/busybox:arm64"])
-    yield session
-    session.cleanup()
-
-
-def test_arm64_image_has_the_platform_in_its_config_and_runs_emulated(arm_lab):
+def test_arm64_image_has_the_platform_in_its_config_and_runs_emulated(lab):
     with inspect.saved("labkit/busybox:arm64") as archive:
         files, config = inspect.read_files(archive, lambda p: p == "bin/busybox")
     assert config["architecture"] == "arm64" and multiarch.elf_machine(files["bin/busybox"]).startswith("AArch64")
-    assert arm_lab.run("labkit/busybox:arm64", ["uname", "-m"], platform="linux/arm64").stdout.strip() == "aarch64"
+    assert lab.run("labkit/busybox:arm64", ["uname", "-m"], platform="linux/arm64").stdout.strip() == "aarch64"
 
 
-def test_manifest_list_serves_each_platform_its_variant(arm_lab):
-    registry = arm_lab.registry()
+def test_manifest_list_serves_each_platform_its_variant(lab):
+    registry = lab.registry()
     df = "ARG BASE\nFROM ${BASE}\nRUN uname -m > /m\nCMD [\"cat\", \"/m\"]\n"
-    built = multiarch.build_platforms(arm_lab, registry, "multi:1", df,
+    built = multiarch.build_platforms(lab, registry, "multi:1", df,
                                       {"linux/amd64": "labkit/busybox:latest", "linux/arm64": "labkit/busybox:arm64"})
     assert [r[0] for r in built.rows] == ["linux/amd64", "linux/arm64"] and built.index_digest.startswith("sha256:")
-    assert "linux/arm64" in arm_lab.platforms(registry.ref("multi:1")).text()
-    assert multiarch.run_platform(arm_lab, registry.ref("multi:1"), "linux/arm64", []) == "aarch64"
-    assert multiarch.run_platform(arm_lab, registry.ref("multi:1"), "linux/amd64", []) == "x86_64"
+    assert "linux/arm64" in lab.platforms(registry.ref("multi:1")).text()
+    assert multiarch.run_platform(lab, registry.ref("multi:1"), "linux/arm64", []) == "aarch64"
+    assert multiarch.run_platform(lab, registry.ref("multi:1"), "linux/amd64", []) == "x86_64"
     with pytest.raises(labkit.LabkitError, match="no linux/s390x variant"):
-        multiarch.run_platform(arm_lab, registry.ref("multi:1"), "linux/s390x", [])
+        multiarch.run_platform(lab, registry.ref("multi:1"), "linux/s390x", [])
     with pytest.raises(labkit.LabkitError, match="single-platform"):
-        multiarch.run_platform(arm_lab, registry.ref("multi:amd64"), "linux/amd64", [])
+        multiarch.run_platform(lab, registry.ref("multi:amd64"), "linux/amd64", [])
 
 
-def test_emulation_is_measured_slower_and_unknown_platforms_skip(arm_lab):
-    cost = multiarch.emulation_cost(arm_lab, rounds=1)
+def test_emulation_is_measured_slower_and_unknown_platforms_skip(lab):
+    cost = multiarch.emulation_cost(lab, rounds=1)
     assert cost.ratio > 1.0
     with pytest.raises(labkit.LabSkipped, match="s390x"):
         multiarch.require("linux/s390x")

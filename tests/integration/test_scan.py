@@ -22,20 +22,14 @@ def image_with(lab, tag: str, *wheels: str) -> str:
     return lab.name(tag)
 
 
-@pytest.fixture
-def deb_lab(docker_client):
-    session = labkit.Lab("test", images=["labkit/busybox", "labkit/debian:bookworm"])
-    yield session
-    session.cleanup()
-
-
-def test_offline_matcher_finds_the_advisory_and_none_after_the_fix(deb_lab):
+@pytest.mark.lab_images("labkit/busybox", "labkit/debian:bookworm")
+def test_offline_matcher_finds_the_advisory_and_none_after_the_fix(lab):
     start = time.monotonic()
-    before = scan.scan(image_with(deb_lab, "old", "urllib3-1.24.1-py2.py3-none-any.whl"))
+    before = scan.scan(image_with(lab, "old", "urllib3-1.24.1-py2.py3-none-any.whl"))
     assert time.monotonic() - start < 20  # the target for one lab image, offline
     assert "GHSA-mh33-7rrq-662w" in {f.id for f in before.findings}
     assert not before.gate().passed
-    after = scan.scan(image_with(deb_lab, "new", "urllib3-2.5.0-py3-none-any.whl"))
+    after = scan.scan(image_with(lab, "new", "urllib3-2.5.0-py3-none-any.whl"))
     assert not [f for f in after.findings if f.package == "urllib3"] and after.gate().passed
     assert len(after.sbom["components"]) == len(after.packages) > 80
     if after.trivy_packages is not None:  # trivy's own SBOM of the same archive lists the same packages
