@@ -1,4 +1,4 @@
-"""`labkit` command line: doctor, images, prepare, clean, progress, lab."""
+"""`labkit` command line: doctor, images, prepare, clean, progress, verify, lab."""
 from __future__ import annotations
 
 import argparse
@@ -50,6 +50,29 @@ def _progress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from . import verify
+    paths = verify.notebooks(Path(args.dir), args.names)
+    if not paths:
+        print(f"error: no notebook matches in {args.dir}", file=sys.stderr)
+        return 2
+    results = []
+    bar = tqdm(paths, unit="notebook")
+    for path in bar:
+        bar.set_description(path.stem)
+        results.append(verify.run_notebook(path, Path(args.out), timeout=args.timeout))
+        bar.set_postfix_str(results[-1].status)
+    report = verify.write_reports(results, Path(args.out))
+    for r in results:
+        print(f"{r.status:8} {r.notebook:28} {r.seconds:6.1f} s  {r.peak_rss_mb:5.0f} MB  {r.reason[:100]}")
+    if args.readme:
+        print(f"README agenda: {verify.update_readme(REPO / 'README.md', results)} duration(s) updated")
+    print(f"report: {report}")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
 def _lab(args: argparse.Namespace) -> int:
     notebooks = Path(args.dir).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
@@ -92,6 +115,16 @@ def parser() -> argparse.ArgumentParser:
     pg.add_argument("lab", nargs="?", help="only this lab (e.g. welcome)")
     pg.add_argument("--json", action="store_true", help="print JSON (for a trainer collecting results)")
     pg.set_defaults(func=_progress)
+    v = sub.add_parser("verify", help="rehearse: run every notebook with its solutions, write an HTML report",
+                       description="Executes each notebook (papermill) in a fresh session with the reference "
+                                   "solutions, proves every check fails before its solution and passes after, "
+                                   "and writes report.html/report.json. Exit 1 if any notebook failed.")
+    v.add_argument("names", nargs="*", help="only notebooks whose name contains one of these (default: all)")
+    v.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
+    v.add_argument("--out", default=str(REPO / "build" / "verify"), help="report directory (default: %(default)s)")
+    v.add_argument("--timeout", type=float, default=600, help="seconds per cell before it counts as hung (default: %(default)s)")
+    v.add_argument("--readme", action="store_true", help="write the measured durations into the README agenda")
+    v.set_defaults(func=_verify)
     lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the workshop notebooks")
     lab.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
     lab.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default: %(default)s)")

@@ -25,6 +25,7 @@ from .errors import UnknownImage
 SESSION_LABEL = "labkit.session"
 LAB_LABEL = "labkit.lab"
 OWNER_LABEL = "labkit.owner"
+CREATED: list[tuple[str, list[str]]] = []  # (topic, images) of every Lab made in this process (labkit verify reads it)
 
 
 def state_dir() -> Path:
@@ -234,6 +235,7 @@ class Lab(Renderable):
         self.rootless = False
         self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
         self.images = [self._image_name(i) for i in images]
+        CREATED.append((topic, list(self.images)))
         self._caps: engine.Capabilities | None = None
         self._watchdog: subprocess.Popen | None = None
         self._children: list[subprocess.Popen] = []
