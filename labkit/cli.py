@@ -1,4 +1,4 @@
-"""`labkit` command line: doctor, images, prepare, clean, progress, verify, lab."""
+"""`labkit` command line: doctor, images, prepare, clean, progress, verify, bundle, lab."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,19 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+def _bundle(args: argparse.Namespace) -> int:
+    from . import bundle
+    if args.action == "export":
+        print(bundle.export(args.path, args.images or None, wheels=args.wheels).text())
+    else:
+        client = None
+        if args.docker_host:
+            import docker
+            client = docker.DockerClient(base_url=args.docker_host, timeout=600)
+        print(bundle.import_(args.path, client).text())
+    return 0
+
+
 def _lab(args: argparse.Namespace) -> int:
     notebooks = Path(args.dir).resolve()
     cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
@@ -125,6 +138,17 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--timeout", type=float, default=600, help="seconds per cell before it counts as hung (default: %(default)s)")
     v.add_argument("--readme", action="store_true", help="write the measured durations into the README agenda")
     v.set_defaults(func=_verify)
+    b = sub.add_parser("bundle", help="export / import everything an offline classroom needs (images, wheels, scanner data)",
+                       description="export writes a folder with the catalog images (pinned by image id), "
+                                   "optionally the wheels that install labkit offline, the trivy database if "
+                                   "present, and bundle.json with checksums. import verifies every checksum and "
+                                   "the free disk before loading anything; importing twice is a no-op.")
+    b.add_argument("action", choices=["export", "import"])
+    b.add_argument("path", help="the bundle folder")
+    b.add_argument("--images", nargs="*", help="export only these images (default: the whole catalog)")
+    b.add_argument("--wheels", action="store_true", help="export: also the Python wheels (needs the package index)")
+    b.add_argument("--docker-host", help="import: into this engine (e.g. unix:///run/user/1000/docker.sock)")
+    b.set_defaults(func=_bundle)
     lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the workshop notebooks")
     lab.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
     lab.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default: %(default)s)")
