@@ -148,3 +148,58 @@ def progress(lab: str | None = None) -> Progress:
         entry = data.get(topic, {}).get(ex_id, {})
         rows.append((topic, ex_id, ex.title, entry.get("status", "not tried"), entry.get("attempts", 0)))
     return Progress(rows)
+
+
+# --- the dashboard ---------------------------------------------------------------------------
+
+def reset(lab_topic: str) -> int:
+    """Forget one lab's results and remove its resources (every session of that lab); how many
+    resources were removed."""
+    data = load_progress()
+    data.pop(lab_topic, None)
+    path = progress_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    from . import engine
+    from .lab import LAB_LABEL, SESSION_LABEL, remove_session
+    cli = engine.client()
+    sessions = {c.labels.get(SESSION_LABEL) for c in cli.containers.list(all=True, filters={"label": f"{LAB_LABEL}={lab_topic}"})}
+    sessions |= {i.labels.get(SESSION_LABEL) for i in cli.images.list(filters={"label": f"{LAB_LABEL}={lab_topic}"})}
+    return sum(remove_session(cli, s).total for s in sessions if s)
+
+
+def dashboard(lab: str | None = None):
+    """Labs and exercises (done, failed, not tried) as ipywidgets, with a reset button per lab;
+    the plain table where widgets cannot show (no ipywidgets, a terminal, CI's stable mode)."""
+    from .display import stable
+    report = progress(lab)
+    try:
+        import ipywidgets as w
+        from IPython import get_ipython
+    except ImportError:
+        return report
+    if stable() or get_ipython() is None:
+        return report
+    colours = {"done": "#1a7f37", "failed": "#cf222e", "not tried": "#57606a"}
+    rows = []
+    by_lab: dict[str, list[tuple]] = {}
+    for row in report.rows:
+        by_lab.setdefault(row[0], []).append(row)
+    for topic, items in by_lab.items():
+        done = sum(r[3] == "done" for r in items)
+        bar = w.IntProgress(value=done, min=0, max=len(items), description=topic,
+                            bar_style="success" if done == len(items) else "", layout=w.Layout(width="340px"))
+        badges = w.HTML(" ".join(f"<span style='color:{colours[r[3]]}' title='{r[2]}'>● {r[1]}</span>" for r in items))
+        button = w.Button(description="reset", tooltip=f"forget {topic}'s results and remove its containers and images",
+                          layout=w.Layout(width="70px"))
+        status = w.HTML()
+
+        def on_reset(_, topic=topic, bar=bar, status=status):
+            removed = reset(topic)
+            bar.value = 0
+            status.value = f"<em>reset: {removed} resource(s) removed</em>"
+        button.on_click(on_reset)
+        rows.append(w.HBox([bar, button, badges, status]))
+    return w.VBox([w.HTML("<b>Your progress</b> (● done, ● failed, ● not tried)".replace(
+        "● done", f"<span style='color:{colours['done']}'>● done</span>").replace(
+        "● failed", f"<span style='color:{colours['failed']}'>● failed</span>")), *rows])

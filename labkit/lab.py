@@ -230,7 +230,7 @@ class Lab(Renderable):
                  needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True) -> None:
         self.topic = topic
         self.session = f"{topic}-{secrets.token_hex(3)}"
-        self.client = engine.client()  # raises DaemonUnavailable (with a hint) within 5 s
+        self.client = _client_or_read_only()  # DaemonUnavailable (with a hint) within 5 s
         self.daemon_url = engine.find_daemon()[0]
         self.rootless = False
         self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
@@ -378,9 +378,10 @@ class Lab(Renderable):
         return exercises.progress(self.topic)
 
     def progress(self):
-        """Your progress over every lab and exercise."""
+        """Your progress over every lab and exercise: a dashboard with a reset per lab in
+        JupyterLab, a table elsewhere."""
         from . import exercises
-        return exercises.progress()
+        return exercises.dashboard()
 
     # host-side things the watchdog must also remove
     def track_process(self, proc: "int | subprocess.Popen") -> None:
@@ -435,6 +436,24 @@ class Lab(Renderable):
             rows.append((image, "image", "missing" if _missing(image) else "present"))
         return Stack([table(["item", "value", "status"], rows, title=f"Lab {self.topic!r}: preflight",
                             status_column="status")])
+
+
+def on_binder() -> bool:
+    """Public Binder (and repo2docker images started by it) sets BINDER_* variables."""
+    return any(k.startswith("BINDER_") for k in os.environ)
+
+
+def _client_or_read_only() -> docker.DockerClient:
+    from .errors import DaemonUnavailable, LabSkipped
+    try:
+        return engine.client()
+    except DaemonUnavailable:
+        if on_binder():
+            raise LabSkipped("This Binder has no Docker engine, so this notebook is read-only here: "
+                             "the outputs you see are the ones it was committed with.",
+                             "Run the labs where a Docker engine is reachable: `make lab` on your machine, or "
+                             "the classroom image with the engine's socket mounted (README, Binder section).") from None
+        raise
 
 
 def _missing(name: str) -> bool:

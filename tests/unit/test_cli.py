@@ -26,3 +26,16 @@ def test_unknown_command_is_a_usage_error():
     with pytest.raises(SystemExit) as exit_:
         cli.main(["frobnicate"])
     assert exit_.value.code == 2
+
+
+def test_on_binder_without_an_engine_the_notebook_says_read_only(monkeypatch, tmp_path):
+    import labkit
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://binder.invalid/")
+    from labkit import engine
+    engine._client_for.cache_clear()
+    with pytest.raises(labkit.LabSkipped, match="read-only"):
+        labkit.Lab("welcome", watchdog=False)
+    monkeypatch.delenv("BINDER_LAUNCH_HOST")
+    with pytest.raises(labkit.DaemonUnavailable):
+        labkit.Lab("welcome", watchdog=False)
