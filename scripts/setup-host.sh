@@ -9,7 +9,7 @@
 # Idempotent: when everything is there it only checks, in well under 2 s.
 set -euo pipefail
 
-HOST_PACKAGES=(busybox-static debootstrap docker-registry curl uidmap rootlesskit slirp4netns buildah qemu-user-static)
+HOST_PACKAGES=(busybox-static debootstrap docker-registry curl uidmap rootlesskit slirp4netns buildah qemu-user-static chromium)
 ROOTLESS_USER=labkit-rootless
 DOCKERD_LOG=${LABKIT_DOCKERD_LOG:-/var/log/labkit-dockerd.log}
 SOCKET=/var/run/docker.sock

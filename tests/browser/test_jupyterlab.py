@@ -1,0 +1,82 @@
+"""A real browser: JupyterLab (token on, 127.0.0.1) opened in headless Chromium (Debian's, driven
+by Playwright), notebook 00 run from the menu; the doctor table, a chart and a check callout must
+render. A screenshot is kept in build/browser/ as an artifact of the run."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "build" / "browser"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+pytestmark = pytest.mark.docker
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path, docker_client):
+    """JupyterLab on a copy of notebook 00 (the browser saves what it runs: never the committed one)."""
+    shutil.copy(REPO / "notebooks" / "00-welcome.ipynb", tmp_path)
+    port = free_port()
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "lab", "--no-browser", "--port", str(port),
+                             "--dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    url, lines, deadline = None, [], time.monotonic() + 60
+    assert proc.stdout is not None
+    while time.monotonic() < deadline and url is None:
+        line = proc.stdout.readline()
+        lines.append(line)
+        m = re.search(rf"(http://127\.0\.0\.1:{port}/lab\?token=\w+)", line)
+        url = m.group(1) if m else None
+    assert url, "JupyterLab did not print its URL:\n" + "".join(lines[-20:])
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium (apt-get install chromium)")
+def test_notebook_00_renders_in_a_real_browser(jupyterlab):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    notebook_url = jupyterlab.replace("/lab?", "/lab/tree/00-welcome.ipynb?")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(notebook_url)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            page.click("text=Run", timeout=10_000)  # the menu bar
+            page.click("text=Run All Cells", timeout=10_000)
+            page.wait_for_selector("text=Cleaned up", timeout=180_000)  # the last cell ran
+            doctor = page.locator(".jp-OutputArea-output table", has_text="Docker engine")
+            chart = page.locator(".jp-OutputArea-output img")
+            passed = page.locator(".labkit-callout.labkit-success", has_text="Passed")
+            assert doctor.count() >= 1, "the doctor table did not render"
+            assert chart.count() >= 1, "no chart image rendered"
+            assert passed.count() >= 1, "the check callout did not render"
+            passed.first.scroll_into_view_if_needed()
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "notebook-00.png"), full_page=False)
+            browser.close()
