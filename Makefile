@@ -3,6 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 
 .PHONY: lab test setup host prepare clean help notebooks
 
@@ -29,7 +30,7 @@ prepare: setup
 	@$(VENV)/bin/labkit prepare
 
 lab: prepare
-	$(VENV)/bin/labkit lab
+	$(VENV)/bin/labkit lab $(LAB_ARGS)
 
 test: prepare
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
