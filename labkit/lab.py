@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -175,8 +176,21 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
     return report
 
 
+def build_cache_records(cli: docker.DockerClient) -> list[dict]:
+    """The engine's build cache records (/system/df). The engine runs one disk-usage query at a
+    time and refuses a second one meanwhile: wait for it instead of failing."""
+    for attempt in range(50):
+        try:
+            return cli.df().get("BuildCache") or []
+        except docker.errors.APIError as exc:
+            if "already running" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.1)
+    return []
+
+
 def _cache_ids(cli: docker.DockerClient) -> set[str]:
-    return {r["ID"] for r in cli.df().get("BuildCache") or []}
+    return {r["ID"] for r in build_cache_records(cli)}
 
 
 def _prune_session_cache(cli: docker.DockerClient, sdir: Path) -> int:

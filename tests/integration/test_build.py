@@ -11,6 +11,7 @@ import pytest
 import labkit
 from labkit import engine, inspect
 from labkit.build import host_binary_files
+from labkit.lab import build_cache_records
 
 BASE = "FROM labkit/busybox\n"
 
@@ -88,10 +89,10 @@ def test_wipe_removes_only_this_sessions_images_and_cache(lab, docker_client):
     subprocess.run([cli.path, "build", "-q", "-t", f"foreign-{marker}", "-"], input=foreign_df, text=True,
                    env=cli.env(), check=True, capture_output=True)
     try:
-        before = {r["ID"] for r in docker_client.df()["BuildCache"]}
+        before = {r["ID"] for r in build_cache_records(docker_client)}
         lab.build("mine", f"FROM labkit/busybox\nRUN echo mine {marker} > /m\n")
         report = lab.wipe_builds()
-        after = {r["ID"] for r in docker_client.df()["BuildCache"]}
+        after = {r["ID"] for r in build_cache_records(docker_client)}
         assert report.removed["images"] == 1 and report.removed["build cache records"] >= 1
         assert before <= after  # every record that existed before this session's build is still there
         docker_client.images.get(f"foreign-{marker}")
