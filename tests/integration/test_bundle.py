@@ -59,3 +59,34 @@ def test_a_changed_byte_and_a_missing_manifest_are_refused(lab, tmp_path):
         bundle.verify_bundle(tmp_path / "b")
     with pytest.raises(bundle.BundleCorrupt, match="not a labkit bundle"):
         bundle.import_(tmp_path / "nothing-here")
+
+
+
+class EmptyEngine:
+    """Just enough of a docker client for import_: an engine without the images, recording loads."""
+
+    def __init__(self):
+        import docker
+        self.loads = []
+        errors = docker.errors
+
+        class Images:
+            def get(inner, name):
+                raise errors.ImageNotFound(name)
+
+            def load(inner, data):
+                self.loads.append(len(data))
+                return []
+        self.images = Images()
+
+    def info(self):
+        return {"DockerRootDir": "/"}
+
+
+def test_not_enough_disk_loads_nothing(lab, tmp_path, monkeypatch):
+    bundle.export(tmp_path / "b", ["labkit/busybox:latest"])
+    monkeypatch.setattr(bundle.shutil, "disk_usage", lambda path: shutil.disk_usage("/")._replace(free=10))
+    engine = EmptyEngine()
+    with pytest.raises(bundle.InsufficientDisk, match="free"):
+        bundle.import_(tmp_path / "b", engine)
+    assert engine.loads == []
