@@ -331,10 +331,21 @@ def _build_classic(lab: "Lab", name: str, ctx: Path, df: Path | None, build_args
     stream = lab.client.api.build(path=str(ctx), dockerfile=str(df) if df else None, tag=name, labels=dict(labels),
                                   buildargs=dict(build_args), target=target, nocache=no_cache, rm=True,
                                   forcerm=True, decode=True)
+    created, cached = [], False
     for chunk in stream:
         for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
             lines.append((time.monotonic() - start, line))
+            if line.startswith("Step "):
+                cached = False
+            elif line.strip() == "---> Using cache":
+                cached = True
+            elif (m := re.match(r"^ ---> ([0-9a-f]{12})$", line)) and not cached and not line.startswith(" ---> Running"):
+                created.append(m.group(1))
         error = error or _ANSI.sub("", chunk.get("error", ""))
+    # Each step the classic builder ran committed an image without the session's labels (only the
+    # last step gets them); stages the final image does not use stay behind as dangling images.
+    for image_id in created:
+        lab.track_image(image_id)
     duration = time.monotonic() - start
     steps = [s for s in parse_classic(lines) if not s.instruction.startswith("LABEL labkit.")]  # labkit's labels
     if steps:

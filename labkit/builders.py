@@ -108,6 +108,8 @@ class Buildah:
         ctx, df = _prepare_context(ctx_dir, self.base_archives(dockerfile), None, files)
         self._own(ctx_dir)
         args = ["bud", "--isolation", "chroot", "--layers", "--no-cache", "-q", "-f", str(df), "-t", tag]
+        for k, v in self.lab.labels.items():  # so the copy in the Docker engine (to_docker) is removed at cleanup
+            args += ["--label", f"{k}={v}"]
         for k, v in (build_args or {}).items():
             args += ["--build-arg", f"{k}={v}"]
         if timestamp is not None:

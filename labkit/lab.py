@@ -151,6 +151,13 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
     # Host-side leftovers the session registered (processes it started, directories it made),
     # tags it put on images it did not build, and the build cache records its builds created.
     for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
+        for imagefile in sorted(sdir.glob("image-*")):
+            try:
+                cli.images.remove(imagefile.read_text(), force=True)
+                report.removed["images"] += 1
+            except docker.errors.APIError:  # gone with its child already, or used by someone else now
+                pass
+            imagefile.unlink(missing_ok=True)
         for tagfile in sorted(sdir.glob("tag-*")):
             try:
                 cli.images.remove(tagfile.read_text())  # by name and without force: removes just the tag
@@ -404,6 +411,10 @@ class Lab(Renderable):
             self._children.append(proc)  # reaped at cleanup, so no zombie stays behind
             proc = proc.pid
         (self._dir / f"pid-{proc}").write_text(f"{proc}:{_start_time(proc)}")
+
+    def track_image(self, image_id: str) -> None:
+        """An image this session created that carries no label (e.g. a classic build's step): removed at cleanup."""
+        (self._dir / f"image-{image_id}").write_text(image_id)
 
     def track_tag(self, ref: str) -> None:
         """A tag this session put on an image (e.g. for a push): removed at cleanup."""

@@ -137,6 +137,7 @@ def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
             try:
                 client = docker.DockerClient(base_url=f"unix://{sock}", timeout=5)
                 client.ping()
+                client.api.timeout = 600  # answering now; loads and builds may take long
                 break
             except Exception:
                 client = None

@@ -33,8 +33,18 @@ def docker_client():
     return daemon_client()
 
 
+def image_ids(cli) -> set[str]:
+    """Every image except the tagged catalog images `labkit prepare` makes (a test may prepare one)."""
+    return {i.id for i in cli.images.list(all=True) if not (i.tags and "labkit.catalog" in (i.labels or {}))}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(request):
+    from labkit import engine
+    try:
+        images_before = image_ids(engine.client())
+    except Exception:
+        images_before = None
     yield
     if not any(any(f"tests{os.sep}{d}{os.sep}" in str(i.fspath) for d in DAEMON_DIRS) for i in request.session.items):
         return
@@ -49,6 +59,9 @@ def nothing_left_behind(request):
         c.remove(force=True)
     assert not names, f"containers labelled labkit.session left behind by the suite: {names}"
     assert not rootless_processes(), f"processes of the rootless lab user left behind: {rootless_processes()}"
+    if images_before is not None:
+        new = image_ids(cli) - images_before
+        assert not new, f"images left behind by the suite (labelled or not): {sorted(new)[:10]}"
 
 
 def rootless_processes() -> list[str]:

@@ -33,13 +33,16 @@ def test_buildkit_report_has_stages_cache_hits_and_labels(lab, docker_client):
     assert labels["labkit.session"] == lab.session and labels["labkit.lab"] == "test"
 
 
-def test_classic_builder_runs_every_stage_in_order(lab):
+def test_classic_builder_runs_every_stage_in_order(lab, docker_client):
+    before = {i.id for i in docker_client.images.list(all=True)}
     df = "FROM labkit/busybox AS unused\nRUN echo never needed\nFROM labkit/busybox\nRUN echo final > /f\n"
     classic = lab.build("classic", df, builder="classic", no_cache=True)
     buildkit = lab.build("bk", df, no_cache=True)
     assert classic.builder == "classic" and any("never needed" in s.instruction for s in classic.ran)
     assert not any("never needed" in s.instruction for s in buildkit.ran)
     assert not any(s.instruction.startswith("LABEL labkit.") for s in classic.steps)
+    lab.cleanup()  # the unused stage's image carries no label, yet goes too
+    assert {i.id for i in docker_client.images.list(all=True)} <= before
 
 
 def test_secret_mount_does_not_leak_but_copy_and_arg_do(lab):

@@ -85,7 +85,8 @@ class EmptyEngine:
 
 def test_not_enough_disk_loads_nothing(lab, tmp_path, monkeypatch):
     bundle.export(tmp_path / "b", ["labkit/busybox:latest"])
-    monkeypatch.setattr(bundle.shutil, "disk_usage", lambda path: shutil.disk_usage("/")._replace(free=10))
+    almost_full = shutil.disk_usage("/")._replace(free=10)
+    monkeypatch.setattr(bundle.shutil, "disk_usage", lambda path: almost_full)
     engine = EmptyEngine()
     with pytest.raises(bundle.InsufficientDisk, match="free"):
         bundle.import_(tmp_path / "b", engine)
