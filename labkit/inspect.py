@@ -69,7 +69,9 @@ class ImageLayout(Renderable):
                       for ly in self.layers], unit="kB", log=True)
 
     def _render(self):
-        return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s)) for n, s in self.entries[:40]],
+        # the metadata files list the image's tags: their size changes when someone adds a tag
+        return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s) if not n.endswith(("json", "repositories"))
+                                                 else volatile(human_bytes(s))) for n, s in self.entries[:40]],
                             title=f"docker save {short_name(self.image)}: {self.format}"),
                       self.layer_table()])
 

@@ -67,8 +67,8 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
             page.goto(notebook_url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-            page.click("text=Run", timeout=10_000)  # the menu bar
-            page.click("text=Run All Cells", timeout=10_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)  # the menu bar
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=10_000)
             page.wait_for_selector("text=Cleaned up", timeout=180_000)  # the last cell ran
             doctor = page.locator(".jp-OutputArea-output table", has_text="Docker engine")
             chart = page.locator(".jp-OutputArea-output img")
