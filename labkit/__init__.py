@@ -7,7 +7,8 @@ from .errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTime
                      ImageMissing, InsufficientDisk, LabkitError, LabSkipped, ReadinessTimeout, RecipeFailed,
                      UnknownImage)
 from .images import ImageSpec, prepare
-from .lab import CleanupReport, Lab, clean
+from .cleanup import CleanupReport, clean
+from .lab import Lab
 from .registry import Registry, RegistryUnavailable
 
 __version__ = "0.1.0"

@@ -382,7 +382,7 @@ def _base_missing(steps: list[Step]) -> ImageMissing:
 
 def _remember_cache(lab: "Lab", since: float) -> None:
     """Note the records created since `since` (wall clock; the daemon stamps CreatedAt)."""
-    from .lab import build_cache_records
+    from .cleanup import build_cache_records
     new = [r["ID"] for r in build_cache_records(lab.client) if _timestamp(r.get("CreatedAt", "")) >= since - 0.05]
     if new:
         with open(lab.state / "build-cache", "a") as fh:

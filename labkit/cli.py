@@ -37,7 +37,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from .lab import clean
+    from .cleanup import clean
     report = clean(all_sessions=args.all, include_images=args.images)
     print(report.text())
     return 0
@@ -51,31 +51,37 @@ def _progress(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
     from . import verify
     if args.from_report:  # e.g. the report CI's notebook tests wrote: no second execution
         results = [verify.Result(**r) for r in json.loads(Path(args.from_report).read_text())]
-        if args.readme:
-            print(f"README agenda: {verify.update_readme(REPO / 'README.md', results)} duration(s) updated")
-        return 1 if any(r.status == "failed" for r in results) else 0
-    paths = verify.notebooks(Path(args.dir), args.names)
-    if not paths:
-        print(f"error: no notebook matches in {args.dir}", file=sys.stderr)
-        return 2
-    results = []
-    bar = tqdm(paths, unit="notebook")
-    for path in bar:
-        bar.set_description(path.stem)
-        results.append(verify.run_notebook(path, Path(args.out), timeout=args.timeout))
-        bar.set_postfix_str(results[-1].status)
-    report = verify.write_reports(results, Path(args.out))
+        report = Path(args.from_report).with_suffix(".html")
+    else:
+        results, report = _run_verify(args)
+        if not results:
+            return 2
     for r in results:
         print(f"{r.status:8} {r.notebook:28} {r.seconds:6.1f} s  {r.peak_rss_mb:5.0f} MB  {r.reason[:100]}")
     if args.readme:
         print(f"README agenda: {verify.update_readme(REPO / 'README.md', results)} duration(s) updated")
     print(f"report: {report}")
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _run_verify(args: argparse.Namespace):
+    from tqdm.auto import tqdm
+
+    from . import verify
+    paths = verify.notebooks(Path(args.dir), args.names)
+    if not paths:
+        print(f"error: no notebook matches in {args.dir}", file=sys.stderr)
+        return [], None
+    results = []
+    bar = tqdm(paths, unit="notebook")
+    for path in bar:
+        bar.set_description(path.stem)
+        results.append(verify.run_notebook(path, Path(args.out), timeout=args.timeout))
+        bar.set_postfix_str(results[-1].status)
+    return results, verify.write_reports(results, Path(args.out))
 
 
 def _bundle(args: argparse.Namespace) -> int:

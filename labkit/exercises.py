@@ -161,7 +161,7 @@ def reset(lab_topic: str) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
     from . import engine
-    from .lab import LAB_LABEL, SESSION_LABEL, remove_session
+    from .cleanup import LAB_LABEL, SESSION_LABEL, remove_session
     cli = engine.client()
     sessions = {c.labels.get(SESSION_LABEL) for c in cli.containers.list(all=True, filters={"label": f"{LAB_LABEL}={lab_topic}"})}
     sessions |= {i.labels.get(SESSION_LABEL) for i in cli.images.list(filters={"label": f"{LAB_LABEL}={lab_topic}"})}

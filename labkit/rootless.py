@@ -94,7 +94,7 @@ class RootlessEngine(Renderable):
 
     def stop(self) -> None:
         """Kill the engine and every container it runs, and delete its data (cleanup does it too)."""
-        from .lab import kill_user_namespace
+        from .cleanup import kill_user_namespace
         kill_user_namespace(self.userns)
         try:
             os.killpg(self.pid, 9)

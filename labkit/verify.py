@@ -47,10 +47,12 @@ def instrument(nb):
             pre.metadata["tags"] = ["precheck"]
             cells.append(pre)
         cells.append(cell)
+    # VmHWM, not getrusage's ru_maxrss: that one carries the parent's peak across fork and exec
     cells.append(nbformat.v4.new_code_cell(
-        "import json as _json, resource as _r, labkit.exercises as _lx, labkit.lab as _ll\n"
+        "import json as _json, labkit.exercises as _lx, labkit.lab as _ll\n"
+        "_hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
         f"print({LOG_MARK!r} + _json.dumps({{'checks': _lx.LOG, 'images': sorted({{i for _, imgs in _ll.CREATED for i in imgs}}),"
-        " 'peak_rss_kb': _r.getrusage(_r.RUSAGE_SELF).ru_maxrss}))"))
+        " 'peak_rss_kb': _hwm}))"))
     nb.cells = cells
     return nb
 

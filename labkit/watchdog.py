@@ -11,7 +11,7 @@ POLL = 0.5  # seconds; leftovers go within about a second of the kernel's death
 
 def main(argv: list[str]) -> int:
     session, pid = argv[0], int(argv[1])
-    from .lab import _start_time, remove_session, state_dir
+    from .cleanup import _start_time, remove_session, state_dir
     start = _start_time(pid)
     while start is not None and _start_time(pid) == start:
         time.sleep(POLL)

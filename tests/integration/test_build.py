@@ -11,7 +11,7 @@ import pytest
 import labkit
 from labkit import engine, inspect
 from labkit.build import host_binary_files
-from labkit.lab import build_cache_records
+from labkit.cleanup import build_cache_records
 
 BASE = "FROM labkit/busybox\n"
 
