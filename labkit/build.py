@@ -331,15 +331,15 @@ def _build_classic(lab: "Lab", name: str, ctx: Path, df: Path | None, build_args
     stream = lab.client.api.build(path=str(ctx), dockerfile=str(df) if df else None, tag=name, labels=dict(labels),
                                   buildargs=dict(build_args), target=target, nocache=no_cache, rm=True,
                                   forcerm=True, decode=True)
-    created, cached = [], False
+    created, keep = [], True  # keep: the current step's image is not ours (a FROM's base, a cache hit)
     for chunk in stream:
         for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
             lines.append((time.monotonic() - start, line))
             if line.startswith("Step "):
-                cached = False
+                keep = bool(re.match(r"^Step \d+/\d+ : FROM ", line, re.IGNORECASE))
             elif line.strip() == "---> Using cache":
-                cached = True
-            elif (m := re.match(r"^ ---> ([0-9a-f]{12})$", line)) and not cached and not line.startswith(" ---> Running"):
+                keep = True
+            elif (m := re.match(r"^ ---> ([0-9a-f]{12})$", line)) and not keep:
                 created.append(m.group(1))
         error = error or _ANSI.sub("", chunk.get("error", ""))
     # Each step the classic builder ran committed an image without the session's labels (only the

@@ -145,8 +145,10 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
     for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
         for imagefile in sorted(sdir.glob("image-*")):
             try:
-                cli.images.remove(imagefile.read_text(), force=True)
-                report.removed["images"] += 1
+                image = cli.images.get(imagefile.read_text())
+                if not image.tags:  # an untagged step image; anything tagged is somebody's image now
+                    cli.images.remove(image.id, force=True)
+                    report.removed["images"] += 1
             except docker.errors.APIError:  # gone with its child already, or used by someone else now
                 pass
             imagefile.unlink(missing_ok=True)
