@@ -14,7 +14,7 @@ from typing import IO, Any, Callable, Iterator
 import docker
 
 from . import engine
-from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, table, volatile
+from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, stable, table, volatile
 from .errors import ImageMissing, LabkitError
 
 
@@ -69,9 +69,11 @@ class ImageLayout(Renderable):
                       for ly in self.layers], unit="kB", log=True)
 
     def _render(self):
-        # the metadata files list the image's tags: their size changes when someone adds a tag
+        # the metadata files list the image's tags: their size changes when someone adds a tag;
+        # in stable mode the order follows the names with ids hidden (the tar sorts by id)
+        entries = sorted(self.entries, key=lambda e: hide_ids(e[0])) if stable() else self.entries
         return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s) if not n.endswith(("json", "repositories"))
-                                                 else volatile(human_bytes(s))) for n, s in self.entries[:40]],
+                                                 else volatile(human_bytes(s))) for n, s in entries[:40]],
                             title=f"docker save {short_name(self.image)}: {self.format}"),
                       self.layer_table()])
 

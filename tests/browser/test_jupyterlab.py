@@ -67,8 +67,12 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
             page.goto(notebook_url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)  # the menu bar
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=10_000)
+            # Restart-and-run-all waits for a live kernel; a plain Run All sent right after the page loads can
+            # reach a kernel that is still starting (seen in CI on a fresh venv) and run nothing.
+            page.get_by_role("menuitem", name="Kernel", exact=True).click(timeout=10_000)  # the menu bar
+            page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel and Run All Cells")).click(timeout=10_000)
+            page.get_by_role("button", name="Confirm Kernel Restart").or_(
+                page.get_by_role("button", name="Restart", exact=True)).first.click(timeout=30_000)
             page.wait_for_selector("text=Cleaned up", timeout=180_000)  # the last cell ran
             doctor = page.locator(".jp-OutputArea-output table", has_text="Docker engine")
             chart = page.locator(".jp-OutputArea-output img")
@@ -76,7 +80,10 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
             assert doctor.count() >= 1, "the doctor table did not render"
             assert chart.count() >= 1, "no chart image rendered"
             assert passed.count() >= 1, "the check callout did not render"
-            passed.first.scroll_into_view_if_needed()
+            try:  # for the screenshot only: the callout may be re-rendered while we scroll
+                passed.first.scroll_into_view_if_needed(timeout=5_000)
+            except Exception:
+                pass
         finally:
             page.screenshot(path=str(ARTIFACTS / "notebook-00.png"), full_page=False)
             browser.close()
