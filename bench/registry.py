@@ -1,6 +1,7 @@
 """Registry throughput, measured against a baseline in the same run: a 50 MB file pushed and
 pulled as an ORAS artifact, and an image pushed with the engine, versus copying the same bytes
-on the local disk. Prints MB/s and ratios."""
+on the local disk; and notebook 08's emulation ratio (arm64 under QEMU vs native). Prints MB/s
+and ratios."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="best of N (default: %(default)s)")
     args = p.parse_args()
     size = args.mb * 1_000_000
-    lab = labkit.Lab("bench-registry", images=["labkit/debian:bookworm"], watchdog=False)
+    lab = labkit.Lab("bench-registry", images=["labkit/debian:bookworm", "labkit/busybox:latest", "labkit/busybox:arm64"],
+                     watchdog=False)
     try:
         registry = lab.registry()
         work = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
@@ -43,6 +45,13 @@ def main() -> int:
         image = lab.client.images.get("labkit/debian:bookworm")
         image_bytes = image.attrs["Size"]
         docker_push = best(lambda i: registry.push("labkit/debian:bookworm", f"debian:{i}"), 1)
+        emulation = None
+        try:  # notebook 08's figure, in the same run: needs arm64 emulation and the arm64 image
+            from labkit import multiarch
+            multiarch.require("linux/arm64")
+            emulation = multiarch.emulation_cost(lab)
+        except labkit.LabkitError as exc:
+            print(f"(emulation not measured: {exc.message})")
     finally:
         lab.cleanup()
     rows = [("copy on the local disk (baseline)", size, copy), ("ORAS push of the file", size, push),
@@ -51,6 +60,9 @@ def main() -> int:
     base = size / copy
     for name, n, t in rows:
         print(f"{name:48}{n / 1e6:8.1f}{t:10.3f}{n / t / 1e6:10.0f}{(n / t) / base:10.2f}")
+    if emulation is not None:
+        print(f"emulation (arm64 under QEMU vs native, same workload): {emulation.ratio:.1f}x as long "
+              f"({emulation.emulated:.2f} s vs {emulation.native:.2f} s)")
     return 0
 
 
