@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Mapping
 from .build import BuildReport, _prepare_context
 from .display import Renderable, human_bytes, seconds, short_name, table, volatile
 from .engine import find_tool
-from .errors import CommandFailed, LabkitError, LabSkipped
+from .errors import CommandFailed, LabSkipped
+from .inspect import save_image
 from .rootless import LAB_USER
 
 if TYPE_CHECKING:
@@ -91,13 +92,8 @@ class Buildah:
             name = m.group(2) if ":" in m.group(2) else m.group(2) + ":latest"
             target = self.home / (re.sub(r"[^a-z0-9]+", "-", name) + ".tar")
             if not target.exists():
-                try:
-                    image = self.lab.client.images.get(name)
-                except Exception:
-                    raise LabkitError(f"The base image {name} is not in the Docker engine.", "Run `labkit prepare`.") from None
                 with open(target, "wb") as fh:
-                    for chunk in image.save(named=True):
-                        fh.write(chunk)
+                    save_image(name, fh, self.lab.client)  # ImageMissing (hint: labkit prepare) if absent
                 self._own(target)
             return f"{m.group(1)}docker-archive:{target}"
         return _FROM.sub(swap, dockerfile)

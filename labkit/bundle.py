@@ -22,6 +22,7 @@ import docker
 from . import engine, images
 from .display import Renderable, human_bytes, seconds, table
 from .errors import ImageMissing, InsufficientDisk, LabkitError
+from .inspect import save_image
 
 MANIFEST = "bundle.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -79,13 +80,13 @@ def export(dest: str | Path, names: Iterable[str] | None = None, wheels: bool = 
             raise ImageMissing(f"{name} is not in the local image store, so it cannot be exported.") from None
         target = out / "images" / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name) + ".tar")
         with open(target, "wb") as fh:
-            for chunk in image.save(named=True):
-                fh.write(chunk)
+            save_image(name, fh, cli)
         manifest["images"].append({"name": name, "id": image.id, "platform": f"{image.attrs.get('Os')}/{image.attrs.get('Architecture')}",
                                    "file": str(target.relative_to(out)), "size": target.stat().st_size, "sha256": _sha256(target)})
         report.rows.append((name, f"image {manifest['images'][-1]['platform']}", target.stat().st_size, "exported"))
         bar.update(1)
-    trivy_db = Path.home() / ".cache" / "labkit" / "trivy" / "db"
+    from .scan import trivy_cache
+    trivy_db = trivy_cache() / "db"
     for path in sorted(trivy_db.glob("*")) if trivy_db.is_dir() else []:
         copy = out / "trivy" / "db" / path.name
         copy.parent.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,8 @@ def import_(src: str | Path, client: docker.DockerClient | None = None) -> Bundl
         report.rows.append((entry["name"], f"image {entry['platform']}", entry["size"], "loaded"))
         bar.update(1)
     bar.close()
-    cache = Path.home() / ".cache" / "labkit" / "trivy"
+    from .scan import trivy_cache
+    cache = trivy_cache()
     for entry in manifest.get("files", []):
         if entry["kind"] == "trivy-db":
             target = cache / Path(entry["file"]).relative_to("trivy")

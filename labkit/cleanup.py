@@ -110,6 +110,18 @@ def kill_user_namespace(ns: str) -> int:
     return killed
 
 
+def remove_images(cli: docker.DockerClient, filters: dict) -> int:
+    """Remove (force) the images these label filters select; how many went."""
+    removed = 0
+    for img in cli.images.list(filters=filters):
+        try:
+            cli.images.remove(img.id, force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
 def remove_session(cli: docker.DockerClient, session: str | None, include_images: bool = True) -> CleanupReport:
     """Remove every resource labelled with `session` (every labkit session if None)."""
     report = CleanupReport(sessions=[session] if session else [])
@@ -134,12 +146,7 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
         except docker.errors.NotFound:
             pass
     if include_images:
-        for img in cli.images.list(filters=flt):
-            try:
-                cli.images.remove(img.id, force=True)
-                report.removed["images"] += 1
-            except docker.errors.NotFound:
-                pass
+        report.removed["images"] += remove_images(cli, flt)
     # Host-side leftovers the session registered (processes it started, directories it made),
     # tags it put on images it did not build, and the build cache records its builds created.
     for sdir in ([state_dir() / session] if session else list(state_dir().iterdir())):
@@ -230,7 +237,5 @@ def clean(all_sessions: bool = False, include_images: bool = False) -> CleanupRe
                 report.add(remove_session(cli, session))
                 shutil.rmtree(state_dir() / session, ignore_errors=True)
     if include_images:
-        for img in cli.images.list(filters={"label": images.CATALOG_LABEL}):
-            cli.images.remove(img.id, force=True)
-            report.removed["images"] += 1
+        report.removed["images"] += remove_images(cli, {"label": images.CATALOG_LABEL})
     return report

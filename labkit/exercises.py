@@ -120,9 +120,13 @@ def record(lab: str, exercise_id: str, passed: bool) -> None:
     # once done, stays done: a later failing re-run of the cell does not erase the achievement
     entry["status"] = "done" if passed or entry["status"] == "done" else "failed"
     entry["last"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    _save_progress(data)
+
+
+def _save_progress(data: dict) -> None:
     path = progress_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(".tmp")  # written whole, then renamed: a crash never leaves half a file
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(path)
 
@@ -157,9 +161,7 @@ def reset(lab_topic: str) -> int:
     resources were removed."""
     data = load_progress()
     data.pop(lab_topic, None)
-    path = progress_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    _save_progress(data)
     from . import engine
     from .cleanup import LAB_LABEL, SESSION_LABEL, remove_session
     cli = engine.client()
@@ -200,6 +202,5 @@ def dashboard(lab: str | None = None):
             status.value = f"<em>reset: {removed} resource(s) removed</em>"
         button.on_click(on_reset)
         rows.append(w.HBox([bar, button, badges, status]))
-    return w.VBox([w.HTML("<b>Your progress</b> (● done, ● failed, ● not tried)".replace(
-        "● done", f"<span style='color:{colours['done']}'>● done</span>").replace(
-        "● failed", f"<span style='color:{colours['failed']}'>● failed</span>")), *rows])
+    legend = ", ".join(f"<span style='color:{c}'>● {status}</span>" for status, c in colours.items())
+    return w.VBox([w.HTML(f"<b>Your progress</b> ({legend})"), *rows])

@@ -99,17 +99,23 @@ def _layer_files(tar: tarfile.TarFile, needle: bytes | None) -> tuple[list[str],
 MAX_SEARCH_BYTES = 64 * 1000**2  # files larger than this are not searched (said in the report)
 
 
-@contextlib.contextmanager
-def saved(image: str) -> Iterator[IO[bytes]]:
-    """`docker save` of a local image, as a temporary file."""
-    cli = engine.client()
+def save_image(image: str, out: IO[bytes], client: docker.DockerClient | None = None):
+    """`docker save` of a local image, streamed into `out`; returns the image."""
+    cli = client or engine.client()
     try:
         img = cli.images.get(image)
     except docker.errors.ImageNotFound:
         raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
+    for chunk in img.save(named=True):
+        out.write(chunk)
+    return img
+
+
+@contextlib.contextmanager
+def saved(image: str) -> Iterator[IO[bytes]]:
+    """`docker save` of a local image, as a temporary file."""
     with tempfile.TemporaryFile() as fh:
-        for chunk in img.save(named=True):
-            fh.write(chunk)
+        save_image(image, fh)
         fh.seek(0)
         yield fh
 

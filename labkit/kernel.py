@@ -61,7 +61,7 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
         except subprocess.TimeoutExpired:
             raise LabkitError(f"The hand-made container did not finish within {timeout} s.",
                               "Make the script end (no servers, no endless loops).") from None
-        return Handmade(" ".join(["unshare", "...", "chroot", "ROOTFS", "/bin/sh", "-c", "..."]), proc.returncode,
+        return Handmade("unshare ... chroot ROOTFS /bin/sh -c ...", proc.returncode,
                         proc.stdout, proc.stderr, time.monotonic() - start, "on this machine, as root")
     # Not root here: the same commands inside a container that may create namespaces.
     result = lab.run("labkit/busybox", ["sh", "-c", f"unshare --pid --fork --uts --net --ipc --mount "

