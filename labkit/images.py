@@ -2,6 +2,7 @@
 offline one (bootstrap from the host's OS packages). `prepare()` builds what is missing."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -13,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import docker
 
@@ -169,7 +170,7 @@ def load_single_layer(name: str, layer: bytes, arch: str, cmd: list[str], labels
     engine.client().images.load(buf.getvalue())
 
 
-def _debian_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
+def _debian_offline(spec: ImageSpec, progress: Callable[[str], None], include: Sequence[str] = ()) -> None:
     """A Debian rootfs made by debootstrap (its default mirror, i.e. the host's configuration)."""
     if not shutil.which("debootstrap"):
         raise RecipeFailed("debootstrap is not installed, so the offline Debian image cannot be made.",
@@ -178,7 +179,8 @@ def _debian_offline(spec: ImageSpec, progress: Callable[[str], None]) -> None:
     workdir = tempfile.mkdtemp(prefix="labkit-debootstrap-")
     try:
         rootfs = os.path.join(workdir, "rootfs")
-        proc = subprocess.Popen(["debootstrap", "--variant=minbase", suite, rootfs],
+        extra = [f"--include={','.join(include)}"] if include else []
+        proc = subprocess.Popen(["debootstrap", "--variant=minbase", *extra, suite, rootfs],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         lines: list[str] = []
         assert proc.stdout is not None
@@ -210,6 +212,14 @@ register(ImageSpec("labkit/busybox:arm64", "BusyBox for arm64 (runs here through
                    _busybox_foreign, "busybox-static arm64 deb v1", 60 * 1000**2, ("busybox-static",), optional=True))
 register(ImageSpec("labkit/debian:bookworm", "Debian 12 minbase with apt and dpkg", "debian:12.8-slim",
                    _debian_offline, "debootstrap minbase v1", 800 * 1000**2, ("debootstrap",), ("bash",)))
+# Debian's own Python and the libraries tests, Ansible and CNAB runners need inside a container
+# (notebooks 12, 14, 16): no PyPI inside the image, so it builds offline like the Debian one.
+PYTHON_PACKAGES = ("python3", "python3-pytest", "python3-docker", "python3-requests", "python3-dotenv",
+                   "python3-typing-extensions", "python3-urllib3", "python3-wrapt")
+register(ImageSpec("labkit/python:bookworm", "Debian 12 with Python 3, pytest and the Docker SDK", "",
+                   functools.partial(_debian_offline, include=PYTHON_PACKAGES),
+                   "debootstrap minbase python v1 " + ",".join(PYTHON_PACKAGES), 1000 * 1000**2,
+                   ("debootstrap",), ("python3",)))
 
 
 def spec(name: str) -> ImageSpec:

@@ -59,6 +59,16 @@ AGENDA = [
      "ORAS - OCI Registry as storage"),
     ("11", "builders", "Image builders (classic, BuildKit, buildah daemonless and rootless) and reproducible builds",
      "Tools for building Docker images"),
+    ("12", "testcontainers", "Integration tests with Testcontainers, cleanup without Ryuk, the wormhole pattern",
+     "Real integration tests with containers"),
+    ("13", "k3s", "K3s in a container like k3d: kubeconfig, deploy, scale, watch, debug a distroless pod",
+     "K3s lightweight K8s; K3D: K3s in docker"),
+    ("14", "drift", "Infrastructure drift: Ansible configures a server, testinfra verifies it, drift found and fixed",
+     "Infrastructure as Code with Pulumi and Ansible"),
+    ("15", "build-farm", "Shared CI build farms: a real build queue at limits 1, 2, 4, farm config as code, a model",
+     "100x Jenkins"),
+    ("16", "cnab", "CNAB bundles: bundle.json, an invocation image and a spec-following runner",
+     "Cloud Native Application Bundles"),
 ]
 
 
