@@ -35,7 +35,7 @@ class Case:
 
 @dataclass
 class TestRun(Renderable):
-    where: str  # "host" or "container"
+    where: str  # "host", "container" or a phrase ("against the server")
     cases: list[Case] = field(default_factory=list)
     seconds: float = 0.0
     output: str = ""
@@ -53,7 +53,8 @@ class TestRun(Renderable):
         rows = [(c.name, c.outcome, volatile(seconds(c.seconds)), c.message.splitlines()[0][:80] if c.message else "")
                 for c in self.cases]
         counts = {o: sum(c.outcome == o for c in self.cases) for o in ("passed", "failed", "error", "skipped")}
-        title = (f"pytest {'on the host' if self.where == 'host' else 'in a container'}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
+        where = {"host": "on the host", "container": "in a container"}.get(self.where, self.where)
+        title = (f"pytest {where}: " + ", ".join(f"{n} {o}" for o, n in counts.items() if n)
                  + f" in {volatile(seconds(self.seconds))}")
         blocks = [table(["test", "result", "time", "message"], rows, title=title, status_column="result")]
         if not self.cases:
