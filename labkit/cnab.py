@@ -77,11 +77,12 @@ def validate(bundle: Mapping[str, Any]) -> None:
     """Raise BundleInvalid naming the first field that breaks the spec (structure, then references)."""
     import jsonschema
 
-    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(bundle), key=lambda e: list(e.absolute_path))
-    if errors:
-        said = [(".".join(str(p) for p in e.absolute_path) or "(top level)", _plain(e)) for e in errors[:6]]
-        raise BundleInvalid(f"bundle.json field {said[0][0]}: {said[0][1]}",
-                            details="\n".join(f"{path}: {message}" for path, message in said[1:]))
+    from .schema import problems
+
+    found = [(path, _plain(e)) for path, e in problems(SCHEMA, bundle)]
+    if found:
+        raise BundleInvalid(f"bundle.json field {found[0][0]}: {found[0][1]}",
+                            details="\n".join(f"{path}: {message}" for path, message in found[1:6]))
     definitions = bundle.get("definitions", {})
     for kind in ("parameters", "outputs"):
         for name, item in bundle.get(kind, {}).items():

@@ -156,20 +156,18 @@ GB_PER_EXECUTOR = 4  # the talk's rule: 2 parallel builds per 2 vCPU / 8 GB agen
 
 def load_config(text: str) -> dict[str, Any]:
     """Parse and validate a farm configuration; FarmConfigInvalid names the offending field."""
-    import jsonschema
     import yaml
+
+    from .schema import problems
 
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise FarmConfigInvalid(f"The farm configuration is not valid YAML: {exc}") from None
-    errors = sorted(jsonschema.Draft7Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        path = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise FarmConfigInvalid(f"Field {path}: {first.message}",
-                                details="\n".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
-                                                  for e in errors[1:6]))
+    found = problems(SCHEMA, data)
+    if found:
+        raise FarmConfigInvalid(f"Field {found[0][0]}: {found[0][1].message}",
+                                details="\n".join(f"{path}: {e.message}" for path, e in found[1:6]))
     names = set()
     for i, agent in enumerate(data["farm"]["agents"]):
         where = f"farm.agents.{i}"

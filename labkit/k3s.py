@@ -144,27 +144,19 @@ def service(name: str, port: int, target_port: int | None = None) -> dict[str, A
 def validate(manifest: Mapping[str, Any]) -> None:
     """Check a manifest against the schema of its kind (the fields this lab uses); the error names
     the field as kubectl would (spec.template.spec.containers[0].image)."""
-    import jsonschema
+    from .schema import problems
 
     kind = manifest.get("kind") if isinstance(manifest, Mapping) else None
     if kind not in SCHEMAS:
         raise ManifestInvalid(f"Field kind: {kind!r} is not one of {', '.join(SCHEMAS)}.")
-    errors = sorted(jsonschema.Draft7Validator(SCHEMAS[kind]).iter_errors(manifest), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        raise ManifestInvalid(f"{kind} field {_field(first.absolute_path)}: {first.message}")
+    found = problems(SCHEMAS[kind], manifest, brackets=True)
+    if found:
+        raise ManifestInvalid(f"{kind} field {found[0][0]}: {found[0][1].message}")
     selector = manifest["spec"]["selector"]["matchLabels"] if kind == "Deployment" else {}
     labels = manifest["spec"]["template"]["metadata"]["labels"] if kind == "Deployment" else {}
     if any(labels.get(k) != v for k, v in selector.items()):
         raise ManifestInvalid("Deployment field spec.selector.matchLabels: does not match "
                               "spec.template.metadata.labels, so the Deployment would own no pod.")
-
-
-def _field(path: Sequence[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
 
 
 # --- the cluster -------------------------------------------------------------------------------
