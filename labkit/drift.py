@@ -116,7 +116,8 @@ def ansible(lab: "Lab", workdir: str | os.PathLike, playbook: str | os.PathLike,
             name = t["task"]["name"]
             for host, r in t.get("hosts", {}).items():
                 if r.get("unreachable"):
-                    unreachable.append(f"{host}: {r.get('msg', '')[:200]}")
+                    # the reason, without the HTTP details Ansible appends in parentheses
+                    unreachable.append(f"{host}: {r.get('msg', '').split(' (', 1)[0][:200]}")
                     continue
                 status = ("failed" if r.get("failed") else "skipped" if r.get("skipped")
                           else "changed" if r.get("changed") else "ok")
