@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from . import engine
 from .display import Renderable, Stack, callout, table, volatile
 from .errors import LabkitError
 
@@ -243,7 +244,8 @@ class Runner:
                     files[dest["path"]] = text.encode()
         volumes = {}
         if DOCKER_EXTENSION in needed:
-            volumes[self.lab.daemon_url.removeprefix("unix://")] = {"bind": "/var/run/docker.sock", "mode": "rw"}
+            socket = engine.unix_socket(self.lab.daemon_url, f"The {DOCKER_EXTENSION} extension")
+            volumes[socket] = {"bind": "/var/run/docker.sock", "mode": "rw"}
         image = self.bundle["invocationImages"][0]["image"]
         container = self.lab.create(image, ["/cnab/app/run"], environment=env, volumes=volumes)
         try:

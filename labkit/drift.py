@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from .display import Renderable, Stack, callout, seconds, table, volatile
 from .engine import find_tool
 from .errors import LabkitError
-from .testrun import TestRun, read_junit
+from .testrun import TestRun, pytest_subprocess
 
 if TYPE_CHECKING:
     from .containers import Container
@@ -132,18 +131,10 @@ def ansible(lab: "Lab", workdir: str | os.PathLike, playbook: str | os.PathLike,
 def testinfra(lab: "Lab", workdir: str | os.PathLike, container: "Container", tests: Sequence[str],
               where: str = "against the server", timeout: float = 300) -> TestRun:
     """pytest-testinfra against one container (its docker backend, through the engine)."""
-    workdir = Path(workdir)
-    report = workdir / ".report-testinfra.xml"
-    report.unlink(missing_ok=True)
-    env = {**os.environ, "DOCKER_HOST": lab.daemon_url}
-    docker_cli = shutil.which("docker")
-    if docker_cli is None:
+    if shutil.which("docker") is None:
         raise LabkitError("testinfra's docker backend needs the docker CLI.", "Install the docker CLI.")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--hosts=docker://{container.name}",
-           f"--junitxml={report}", *tests]
-    start = time.monotonic()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
-    run = read_junit(report, f"(testinfra) {where}", time.monotonic() - start, proc.stdout + proc.stderr)
+    run = pytest_subprocess(workdir, [f"--hosts=docker://{container.name}", *tests], {"DOCKER_HOST": lab.daemon_url},
+                            f"(testinfra) {where}", timeout)
     for case in run.cases:  # testinfra parametrizes every test by host: the name is said once, in the title
         case.name = case.name.split("[docker://", 1)[0]
     return run

@@ -16,7 +16,7 @@ from typing import Any
 import docker
 
 from .display import Renderable, Stack, callout, human_bytes, table
-from .errors import BuildKitUnavailable, DaemonUnavailable
+from .errors import BuildKitUnavailable, DaemonUnavailable, LabkitError
 
 PING_TIMEOUT = 5  # seconds: nothing that talks to a stopped daemon may hang longer
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -63,6 +63,14 @@ def find_daemon() -> tuple[str, str]:
     if runtime and Path(runtime, "docker.sock").exists():
         return f"unix://{runtime}/docker.sock", "rootless socket"
     return DEFAULT_SOCKET, "default socket"
+
+
+def unix_socket(daemon_url: str, who: str) -> str:
+    """The engine's socket path on this machine, for a container that must reach the engine."""
+    if not daemon_url.startswith("unix://"):
+        raise LabkitError(f"{who} needs the engine's unix socket; this lab talks to {daemon_url}.",
+                          "Run it against a local engine (unix:///var/run/docker.sock).")
+    return daemon_url[len("unix://"):]
 
 
 @functools.lru_cache(maxsize=None)

@@ -89,7 +89,7 @@ def kubeconfig(raw: Mapping[str, Any], host_port: int, name: str) -> dict[str, A
 
 # --- manifests ---------------------------------------------------------------------------------
 
-def _named(kind: str) -> dict[str, Any]:
+def _named() -> dict[str, Any]:
     return {"type": "object", "required": ["name"], "properties": {
         "name": {"type": "string", "pattern": NAME.pattern, "maxLength": 63},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}}}}
@@ -106,7 +106,7 @@ CONTAINER = {"type": "object", "required": ["name", "image"], "properties": {
     "resources": {"type": "object"}}}
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Deployment": {"type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "properties": {
-        "apiVersion": {"const": "apps/v1"}, "metadata": _named("Deployment"),
+        "apiVersion": {"const": "apps/v1"}, "metadata": _named(),
         "spec": {"type": "object", "required": ["selector", "template"], "properties": {
             "replicas": {"type": "integer", "minimum": 0},
             "selector": {"type": "object", "required": ["matchLabels"]},
@@ -115,7 +115,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "spec": {"type": "object", "required": ["containers"], "properties": {
                     "containers": {"type": "array", "minItems": 1, "items": CONTAINER}}}}}}}}},
     "Service": {"type": "object", "required": ["apiVersion", "kind", "metadata", "spec"], "properties": {
-        "apiVersion": {"const": "v1"}, "metadata": _named("Service"),
+        "apiVersion": {"const": "v1"}, "metadata": _named(),
         "spec": {"type": "object", "required": ["selector", "ports"], "properties": {
             "ports": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["port"], "properties": {
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},

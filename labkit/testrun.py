@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
+from . import engine
+from .cleanup import SESSION_LABEL
 from .display import Renderable, Stack, callout, seconds, table, volatile
 from .errors import LabkitError
 
@@ -88,45 +90,46 @@ def _env(lab: "Lab", image: str, extra: Mapping[str, str] | None) -> dict[str, s
             "TESTCONTAINERS_RYUK_DISABLED": "true", **(extra or {})}
 
 
-def _host_command(lab: "Lab", workdir: Path, image: str, tests: Sequence[str],
-                  env: Mapping[str, str] | None) -> tuple[list[str], dict[str, str], Path]:
-    report = workdir / ".report-host.xml"
+PYTEST = ["-m", "pytest", "-q", "-p", "no:cacheprovider"]
+
+
+def pytest_subprocess(workdir: str | os.PathLike, args: Sequence[str], env: Mapping[str, str], where: str,
+                      timeout: float = 300) -> TestRun:
+    """pytest in `workdir` in a subprocess of this kernel's Python; its JUnit report read back."""
+    workdir = Path(workdir)
+    report = workdir / ".report.xml"
+    report.unlink(missing_ok=True)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, *PYTEST, f"--junitxml={report}", *args], cwd=workdir,
+                              env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabkitError(f"The test run took longer than {timeout:.0f} s and was stopped.",
+                          "A service that never gets ready makes its wait strategy time out: look at its logs.") from None
+    return read_junit(report, where, time.monotonic() - start, proc.stdout + proc.stderr)
+
+
+def _host_env(lab: "Lab", image: str, env: Mapping[str, str] | None) -> dict[str, str]:
     # The published ports are on this machine's loopback. Said explicitly: testcontainers guesses
     # from /.dockerenv, and a notebook server that itself runs in a container would guess wrong.
-    full_env = {**os.environ, "DOCKER_HOST": lab.daemon_url, "TC_HOST": "127.0.0.1",
-                "TESTCONTAINERS_CONNECTION_MODE": "docker_host", **_env(lab, image, env)}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *tests]
-    return cmd, full_env, report
+    return {"DOCKER_HOST": lab.daemon_url, "TC_HOST": "127.0.0.1", "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
+            **_env(lab, image, env)}
 
 
 def run_pytest(lab: "Lab", workdir: str | os.PathLike, image: str, tests: Sequence[str] = (),
                env: Mapping[str, str] | None = None, timeout: float = 300) -> TestRun:
     """pytest in `workdir` on the host, the service image passed as SERVICE_IMAGE."""
-    cmd, full_env, report = _host_command(lab, Path(workdir), image, tests, env)
-    report.unlink(missing_ok=True)
-    start = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, cwd=workdir, env=full_env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise LabkitError(f"The test run took longer than {timeout:.0f} s and was stopped.",
-                          "A service that never gets ready makes its wait strategy time out: look at its logs.") from None
-    return read_junit(report, "host", time.monotonic() - start, proc.stdout + proc.stderr)
+    return pytest_subprocess(workdir, tests, _host_env(lab, image, env), "host", timeout)
 
 
 def start_pytest(lab: "Lab", workdir: str | os.PathLike, image: str, tests: Sequence[str] = (),
                  env: Mapping[str, str] | None = None) -> subprocess.Popen:
     """The same run in the background (the lab stops it at cleanup): to kill it half-way."""
-    cmd, full_env, _ = _host_command(lab, Path(workdir), image, tests, env)
-    proc = subprocess.Popen(cmd, cwd=workdir, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, *PYTEST, *tests], cwd=workdir,
+                            env={**os.environ, **_host_env(lab, image, env)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     lab.track_process(proc)
     return proc
-
-
-def _socket_path(lab: "Lab") -> str:
-    if not lab.daemon_url.startswith("unix://"):
-        raise LabkitError(f"The wormhole needs the engine's unix socket; this lab talks to {lab.daemon_url}.",
-                          "Run it against a local engine (unix:///var/run/docker.sock).")
-    return lab.daemon_url[len("unix://"):]
 
 
 def runner_image(lab: "Lab") -> str:
@@ -147,14 +150,13 @@ def wormhole(lab: "Lab", workdir: str | os.PathLike, image: str, runner: str, te
     """The same pytest run inside a container that gets the docker socket and `workdir` mounted at
     the same path: paths the tests hand to the engine mean the same on both sides."""
     workdir = Path(workdir).resolve()
-    socket = _socket_path(lab)
+    socket = engine.unix_socket(lab.daemon_url, "The wormhole")
     report = workdir / ".report-container.xml"
     report.unlink(missing_ok=True)
     # run as the notebook's user (files it writes stay yours), in the socket's group (to reach it)
     user = f"{os.getuid()}:{os.getgid()}"
     start = time.monotonic()
-    container = lab.create(runner, ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                                    f"--junitxml={report}", *tests],
+    container = lab.create(runner, ["python3", *PYTEST, f"--junitxml={report}", *tests],
                            volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
                                     str(workdir): {"bind": str(workdir), "mode": "rw"}},
                            working_dir=str(workdir), environment=_env(lab, image, env), user=user,
@@ -175,7 +177,7 @@ def wormhole(lab: "Lab", workdir: str | os.PathLike, image: str, runner: str, te
 
 def leftovers(lab: "Lab", image: str) -> list[str]:
     """Containers of this session made from `image` that are still there (a test run that died)."""
-    found = lab.client.containers.list(all=True, filters={"label": f"labkit.session={lab.session}",
+    found = lab.client.containers.list(all=True, filters={"label": f"{SESSION_LABEL}={lab.session}",
                                                           "ancestor": image})
     return sorted(c.name for c in found)
 
