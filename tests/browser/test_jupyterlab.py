@@ -73,6 +73,9 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
             page.get_by_role("menuitem", name=re.compile(r"^Restart Kernel and Run All Cells")).click(timeout=10_000)
             page.get_by_role("button", name="Confirm Kernel Restart").or_(
                 page.get_by_role("button", name="Restart", exact=True)).first.click(timeout=30_000)
+            # The committed outputs already say "Cleaned up": wait for the restart to clear them, then for the
+            # last cell of this run (matching the old output raced the restart once in CI: nothing had run).
+            page.wait_for_selector("text=Cleaned up", state="detached", timeout=60_000)
             page.wait_for_selector("text=Cleaned up", timeout=180_000)  # the last cell ran
             doctor = page.locator(".jp-OutputArea-output table", has_text="Docker engine")
             chart = page.locator(".jp-OutputArea-output img")
