@@ -57,6 +57,7 @@ def jupyterlab(tmp_path, docker_client):
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium (apt-get install chromium)")
 def test_notebook_00_renders_in_a_real_browser(jupyterlab):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     notebook_url = jupyterlab.replace("/lab?", "/lab/tree/00-welcome.ipynb?")
@@ -66,6 +67,12 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
         try:
             page.goto(notebook_url)
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            # When the kernelspecs arrive after the notebook (a fresh venv in CI), JupyterLab asks which kernel
+            # to start, preselecting the notebook's python3: accept it, as a user would.
+            try:
+                page.get_by_role("button", name="Select", exact=True).click(timeout=5_000)
+            except PlaywrightTimeout:
+                pass
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
             # Restart-and-run-all waits for a live kernel; a plain Run All sent right after the page loads can
             # reach a kernel that is still starting (seen in CI on a fresh venv) and run nothing.
