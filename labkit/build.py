@@ -30,6 +30,8 @@ _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _HEADER = re.compile(r"^\[(?:(?P<stage>[^\]\s]+) )?(?P<index>\d+/\d+)\] (?P<instr>.*)$|^\[internal\] (?P<internal>.*)$")
 _DONE = re.compile(r"^DONE (\d+(?:\.\d+)?)s$")
 _OUTPUT = re.compile(r"^\d+\.\d+ (.*)$")
+# "transferring context: 26B done", "... 25.17MB 0.3s", and on a brand-new engine "... done" or nothing at all
+_CONTEXT = re.compile(r"^transferring context:\s*(?P<size>\d+(?:\.\d+)?[kMG]?B)?")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -177,8 +179,8 @@ def parse_plain(lines: Iterable[tuple[float, str]]) -> tuple[list[Step], str]:
             step.error, step.end = rest, t
         elif (o := _OUTPUT.match(rest)) is not None:
             step.output.append(o.group(1))
-        elif rest.startswith("transferring context:"):
-            context = rest.split(":", 1)[1].split()[0]
+        elif (c := _CONTEXT.match(rest)) is not None and step.instruction == "load build context":
+            context = c.group("size") or context
     return sorted(steps.values(), key=lambda s: s.id), context
 
 

@@ -33,9 +33,35 @@ def test_plain_output_gives_stages_cache_hits_and_parallel_timing():
     assert r.overlap("echo a >", "echo b >") > 0.8  # the two stages ran at the same time
     final = r.step("echo building")
     assert final.output == ["building"] and final.start >= max(a.end, b.end) - 0.2
-    assert r.step("FROM").status == "base" and context == "2B"
+    assert r.step("FROM").status == "base" and context == ""  # no COPY: no build context was loaded
     assert [s.status for s in r.ran] == ["ran"] * 5
     assert {s.stage for s in steps} == {"internal", "a", "b", "stage-2"}
+
+
+def test_same_build_on_a_brand_new_engine_and_on_a_warm_one():
+    # Recorded with Docker 20.10's BuildKit: first on a private engine that had never built
+    # anything, then the same build again (every step a cache hit).
+    fresh, fresh_context = build.parse_plain(timed_lines("buildkit-fresh-engine.tsv"))
+    warm, warm_context = build.parse_plain(timed_lines("buildkit-warm-engine.tsv"))
+    assert (fresh_context, warm_context) == ("40B", "26B")  # the warm engine had the files: less to send
+    cold_report, warm_report = report(fresh), report(warm)
+    assert [s.index for s in cold_report.ran] == ["2/2", "2/5", "3/5", "4/5", "5/5"] and not cold_report.cached
+    assert not warm_report.ran and len(warm_report.cached) == 5
+    assert cold_report.step("cat a.txt").output == ["hello", "x"]
+    assert [(s.stage, s.index, s.instruction) for s in fresh] == [(s.stage, s.index, s.instruction) for s in warm]
+
+
+@pytest.mark.parametrize("line, size", [
+    ("#6 transferring context:", ""),  # a brand-new engine, before any byte arrived (crashed the parser once)
+    ("#6 transferring context: done", ""),  # a cancelled build on a new engine
+    ("#6 transferring context: 40B done", "40B"),
+    ("#6 transferring context: 30.01MB 0.2s done", "30.01MB"),
+    ("#6 transferring context: 2.05kB 0.0s", "2.05kB"),
+])
+def test_every_context_line_shape(line, size):
+    lines = [(0.0, "#6 [internal] load build context"), (0.1, line), (0.2, "#6 DONE 0.1s")]
+    steps, context = build.parse_plain(lines)
+    assert context == size and steps[0].instruction == "load build context"
 
 
 def test_failing_step_is_named_with_its_last_output_lines():
