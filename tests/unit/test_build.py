@@ -45,7 +45,7 @@ def test_same_build_on_a_brand_new_engine_and_on_a_warm_one():
     warm, warm_context = build.parse_plain(timed_lines("buildkit-warm-engine.tsv"))
     assert (fresh_context, warm_context) == ("40B", "26B")  # the warm engine had the files: less to send
     cold_report, warm_report = report(fresh), report(warm)
-    assert [s.index for s in cold_report.ran] == ["2/2", "2/5", "3/5", "4/5", "5/5"] and not cold_report.cached
+    assert sorted(s.index for s in cold_report.ran) == ["2/2", "2/5", "3/5", "4/5", "5/5"] and not cold_report.cached
     assert not warm_report.ran and len(warm_report.cached) == 5
     assert cold_report.step("cat a.txt").output == ["hello", "x"]
     assert [(s.stage, s.index, s.instruction) for s in fresh] == [(s.stage, s.index, s.instruction) for s in warm]
