@@ -111,14 +111,24 @@ def kill_user_namespace(ns: str) -> int:
 
 
 def remove_images(cli: docker.DockerClient, filters: dict) -> int:
-    """Remove (force) the images these label filters select; how many went."""
-    removed = 0
-    for img in cli.images.list(filters=filters):
-        try:
-            cli.images.remove(img.id, force=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
+    """Remove (force) the images these label filters select; how many went. A parent goes once
+    its children are gone (e.g. a session's copy of a base under its classic builds)."""
+    removed, pending = 0, cli.images.list(filters=filters)
+    while pending:
+        conflicts = []
+        for img in pending:
+            try:
+                cli.images.remove(img.id, force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                conflicts.append(img)
+        if len(conflicts) == len(pending):
+            break
+        pending = conflicts
     return removed
 
 
@@ -201,13 +211,27 @@ def _cache_ids(cli: docker.DockerClient) -> set[str]:
     return {r["ID"] for r in build_cache_records(cli)}
 
 
+def _claimed_by_others(sdir: Path) -> set[str]:
+    """Build cache records that another live session noted too. Records carry no session, so a
+    session notes every record created while its build ran: a build of another session at the
+    same moment lands in both lists, and the other session may still need it for its next build."""
+    claimed: set[str] = set()
+    for other in state_dir().iterdir():
+        notes, owner = other / "build-cache", other / "owner"
+        if other == sdir or not notes.exists():
+            continue
+        if owner_alive(owner.read_text() if owner.exists() else "") is not False:
+            claimed |= set(notes.read_text().split())
+    return claimed
+
+
 def _prune_session_cache(cli: docker.DockerClient, sdir: Path) -> int:
     """Prune the build cache records a session's builds created (build.py notes them); returns how many."""
     cache_file = sdir / "build-cache"
     if not cache_file.exists():
         return 0
     from .build import prune_cache
-    ids = set(cache_file.read_text().split())
+    ids = set(cache_file.read_text().split()) - _claimed_by_others(sdir)
     prune_cache(cli, ids)
     cache_file.unlink()
     return len(ids - _cache_ids(cli))
