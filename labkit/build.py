@@ -5,10 +5,13 @@ as a timeline."""
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -260,21 +263,30 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
           secret_files: Mapping[str, str | os.PathLike] | None = None, ssh: "str | SSHAgent | None" = None,
           cache_from: Sequence[str] = (), inline_cache: bool = False, no_cache: bool = False,
           platform: str | None = None, labels: Mapping[str, str] | None = None,
-          builder: str = "buildkit") -> BuildReport:
+          builder: str = "buildkit", salt: bool = True) -> BuildReport:
     """Build `dockerfile` (a string) or the context's Dockerfile, tag it lab.name(tag) and label it
     with the session. `secrets` are values, `secret_files` paths: both reach RUN --mount=type=secret
-    only, never the context. `ssh` is an SSHAgent from lab.ssh_agent() or "default" ($SSH_AUTH_SOCK)."""
+    only, never the context. `ssh` is an SSHAgent from lab.ssh_agent() or "default" ($SSH_AUTH_SOCK).
+    `salt`: small bases (labkit/busybox) come from the session's own copy, so this session never
+    gets build cache that another session (or an earlier run) made; salt=False shares the engine's cache."""
     name = lab.name(tag)
     all_labels = {**(labels or {}), **lab.labels}
     since = time.time()
     with tempfile.TemporaryDirectory(prefix="labkit-build-") as tmpdir:
         tmp = Path(tmpdir)
         ctx, df = _prepare_context(tmp, dockerfile, context, files)
+        aliases: dict[str, str] = {}
+        if salt:
+            text = (df or ctx / "Dockerfile").read_text()
+            salted, aliases = salt_dockerfile(lab, text)
+            if aliases:
+                df = tmp / "Dockerfile"
+                df.write_text(salted)
         if builder == "classic":
             if secrets or secret_files or ssh or cache_from or inline_cache or platform:
                 raise LabkitError("The classic builder has no secrets, ssh, cache import or platforms.",
                                   "Build with BuildKit (the default) for those options.")
-            report = _build_classic(lab, name, ctx, df, build_args or {}, target, no_cache, all_labels)
+            report = _build_classic(lab, name, ctx, df, build_args or {}, target, no_cache, all_labels, aliases)
         else:
             cli = engine.require_buildkit()
             cmd = [cli.path, "build", "--progress=plain", "-t", name]
@@ -299,7 +311,7 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
             if platform:
                 cmd += ["--platform", platform]
             cmd.append(str(ctx))
-            report = _build_cli(lab, name, cmd, {**cli.env(), "DOCKER_HOST": lab.daemon_url})
+            report = _build_cli(lab, name, cmd, {**cli.env(), "DOCKER_HOST": lab.daemon_url}, aliases)
     # noted in the background (a /system/df call costs ~10 ms); lab joins it before any prune
     note = threading.Thread(target=_remember_cache, args=(lab, since), daemon=True)
     note.start()
@@ -307,11 +319,11 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
     return report
 
 
-def _build_cli(lab: "Lab", name: str, cmd: list[str], env: dict[str, str]) -> BuildReport:
+def _build_cli(lab: "Lab", name: str, cmd: list[str], env: dict[str, str], aliases: Mapping[str, str]) -> BuildReport:
     start = time.monotonic()
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
-        lines = list(_timed(proc.stdout, start))
+        lines = [(t, unsalt(line, aliases)) for t, line in _timed(proc.stdout, start)]
     duration = time.monotonic() - start
     log = "\n".join(line for _, line in lines)
     steps, context = parse_plain(lines)
@@ -326,7 +338,8 @@ def _build_cli(lab: "Lab", name: str, cmd: list[str], env: dict[str, str]) -> Bu
 
 
 def _build_classic(lab: "Lab", name: str, ctx: Path, df: Path | None, build_args: Mapping[str, str],
-                   target: str | None, no_cache: bool, labels: Mapping[str, str]) -> BuildReport:
+                   target: str | None, no_cache: bool, labels: Mapping[str, str],
+                   aliases: Mapping[str, str]) -> BuildReport:
     start = time.monotonic()
     lines: list[tuple[float, str]] = []
     error = ""
@@ -335,7 +348,7 @@ def _build_classic(lab: "Lab", name: str, ctx: Path, df: Path | None, build_args
                                   forcerm=True, decode=True)
     created, keep = [], True  # keep: the current step's image is not ours (a FROM's base, a cache hit)
     for chunk in stream:
-        for line in _ANSI.sub("", chunk.get("stream", "")).splitlines():
+        for line in unsalt(_ANSI.sub("", chunk.get("stream", "")), aliases).splitlines():
             lines.append((time.monotonic() - start, line))
             if line.startswith("Step "):
                 keep = bool(re.match(r"^Step \d+/\d+ : FROM ", line, re.IGNORECASE))
@@ -375,6 +388,85 @@ def _base_missing(steps: list[Step]) -> ImageMissing:
         [s.instruction for s in steps if "load metadata for" in s.instruction]
     return ImageMissing("A base image of this Dockerfile is not in the local image store (and no registry "
                         "can be reached).", details="\n".join(bases[-1:]))
+
+
+# --- a session's own base images ----------------------------------------------------------------
+# BuildKit's cache keys come from contents (a base's layer digests, instructions, file checksums),
+# never from who built what: on a shared or warm engine, a step another session (or yesterday's run)
+# built is a cache hit for you. A session's builds start from its own copy of each small base: the
+# same files, one layer as before, but a layer digest of its own (the tar carries the session in a
+# pax header), so its cache is its own and a lab prints the same on a new engine and a warm one.
+SALT_MAX_BYTES = 20_000_000  # copying a base costs about 0.1 s per MB: bigger bases are shared
+_FROM = re.compile(r"^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def salt_dockerfile(lab: "Lab", dockerfile: str) -> tuple[str, dict[str, str]]:
+    """The Dockerfile with each small local base replaced by the session's copy, and {copy: base}."""
+    aliases: dict[str, str] = {}
+
+    def swap(m: re.Match) -> str:
+        ref = m.group(2)
+        if "$" in ref or ref.lower() == "scratch" or ref.startswith(f"lab-{lab.session}-"):
+            return m.group(0)
+        copy = salted_base(lab, ref)
+        if copy is None:
+            return m.group(0)
+        aliases[copy] = ref
+        return m.group(1) + copy + m.group(3)
+
+    return _FROM.sub(swap, dockerfile), aliases
+
+
+def salted_base(lab: "Lab", ref: str) -> str | None:
+    """The session's copy of a local single-layer image `ref` (made on first use), or None when the
+    image is missing (the build then reports it), large, or has more than one layer."""
+    repo, tag = _repo(ref), ref[len(_repo(ref)) + 1:]
+    copy = lab.name("base-" + re.sub(r"[^a-z0-9]+", "-", repo.lower()).strip("-")) + (f":{tag}" if tag else "")
+    try:
+        lab.client.images.get(copy)
+        return copy
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        image = lab.client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    if len(image.attrs["RootFS"].get("Layers", [])) != 1 or image.attrs.get("Size", 0) > SALT_MAX_BYTES:
+        return None
+    saved = tarfile.open(fileobj=io.BytesIO(b"".join(image.save())))
+    manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
+    layer = tarfile.open(fileobj=saved.extractfile(manifest[0]["Layers"][0]))
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"LABKIT.session": lab.session}) as salted:
+        for member in layer.getmembers():
+            salted.addfile(member, layer.extractfile(member) if member.isfile() else None)
+    config = image.attrs.get("Config") or {}
+    changes = [f"LABEL {json.dumps(k)}={json.dumps(v)}" for k, v in {**lab.labels, "labkit.copy-of": ref}.items()]
+    changes += [f"ENV {e}" for e in config.get("Env") or []]
+    if config.get("Cmd"):
+        changes.append(f"CMD {json.dumps(config['Cmd'])}")
+    if config.get("WorkingDir"):
+        changes.append(f"WORKDIR {config['WorkingDir']}")
+    lab.client.api.import_image_from_data(out.getvalue(), repository=_repo(copy), tag=tag or "latest",
+                                          changes=changes)
+    return copy
+
+
+def unsalt(text: str, aliases: Mapping[str, str]) -> str:
+    """Builder output as if the Dockerfile's own bases had been used."""
+    for copy, ref in aliases.items():
+        copy_repo, ref_repo = _repo(copy), _repo(ref)
+        first = ref_repo.split("/")[0]
+        qualified = ref_repo if "/" in ref_repo and ("." in first or ":" in first) else \
+            f"docker.io/{ref_repo}" if "/" in ref_repo else f"docker.io/library/{ref_repo}"
+        text = text.replace(f"docker.io/library/{copy_repo}", qualified).replace(copy_repo, ref_repo)
+    return text
+
+
+def _repo(ref: str) -> str:
+    """The name without its tag (a registry's port is not a tag)."""
+    return ref.rsplit(":", 1)[0] if ":" in ref.rsplit("/", 1)[-1] else ref
 
 
 # --- the session's build cache ------------------------------------------------------------------
