@@ -29,11 +29,26 @@ def state_dir() -> Path:
     return path
 
 
-def _start_time(pid: int) -> str | None:
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of a process from /proc/PID/stat (fields 3 and 22); None when there is none."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], fields[19]
     except (OSError, IndexError):
         return None
+
+
+def _start_time(pid: int) -> str | None:
+    stat = _stat(pid)
+    return stat[1] if stat else None
+
+
+def process_alive(pid: int, start: str | None) -> bool:
+    """Is `pid` still the process that started at `start`, and not dead? A SIGKILLed process whose
+    parent has not reaped it yet is a zombie (state Z) that still shows its start time; X is dead;
+    another start time means the pid was reused. All three count as dead."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X", "x") and stat[1] == start
 
 
 def owner_id(pid: int | None = None) -> str:
@@ -50,7 +65,7 @@ def owner_alive(owner: str) -> bool | None:
         return None
     if host != socket.gethostname():
         return None
-    return _start_time(int(pid)) == start
+    return process_alive(int(pid), start)
 
 
 # --- removal by label (the only way labkit removes things) -----------------------------------
