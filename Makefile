@@ -4,8 +4,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 LAB_ARGS ?=
+# The Python environment is installed from requirements.lock (every package pinned, with hashes).
+# PYTHON: the interpreter the venv is made from (remove .venv to switch an existing one).
+# INSTALLER=uv (default: fast) or INSTALLER=pip (plain pip, the same lock).
+# UV: the uv binary; by default a pinned uv bootstrapped into the venv with pip, so every machine
+# installs with the same uv. `make setup UV=uv` uses the one on your PATH instead.
+PYTHON ?= python3
+INSTALLER ?= uv
+UV_VERSION ?= 0.13.9
+UV ?= $(VENV)/bin/uv
+LOCK_ARGS ?=
 
-.PHONY: lab test setup host prepare clean help notebooks
+.PHONY: lab test setup host prepare clean help notebooks lock
 
 help:
 	@echo "make lab      set everything up and open JupyterLab on 127.0.0.1"
@@ -14,15 +24,32 @@ help:
 	@echo "make prepare  setup + build the lab images (offline-capable)"
 	@echo "make clean    remove leftovers of dead lab sessions (only labkit-labelled things)"
 	@echo "make notebooks  re-execute the notebooks so their committed outputs are current"
+	@echo "make lock     re-resolve requirements.lock from pyproject.toml (network; LOCK_ARGS=--upgrade for newest)"
 
 host:
 	@scripts/setup-host.sh
 
-$(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[lab,test]'
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# uv pinned, installed with the venv's pip (a venv made by `uv venv` has none: ensurepip first).
+$(VENV)/bin/uv: | $(PY)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+
+# Exactly the lock (sync also removes what the lock does not list), then labkit itself, editable.
+ifeq ($(INSTALLER),pip)
+$(VENV)/.installed: requirements.lock pyproject.toml | $(PY)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
+else
+$(VENV)/.installed: requirements.lock pyproject.toml | $(PY) $(filter $(VENV)/bin/uv,$(UV))
+	$(UV) pip sync --python $(PY) --require-hashes requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@touch $@
+endif
 
 setup: host $(VENV)/.installed
 
@@ -46,3 +73,9 @@ notebooks: prepare
 	  (cd notebooks && LABKIT_STABLE=1 XDG_STATE_HOME=$$(mktemp -d) ../$(PY) -m papermill --no-progress-bar -k python3 $$(basename $$nb) $$(basename $$nb)) \
 	    || { grep -q '"ename": "LabSkipped"' $$nb || exit 1; echo "  (stopped at its skip banner: committed as skipped)"; }; \
 	done
+
+# Re-resolve requirements.lock for every Python the project supports (requires-python >= 3.10),
+# with hashes. Needs the package index. Keeps existing pins unless LOCK_ARGS=--upgrade.
+lock: | $(filter $(VENV)/bin/uv,$(UV))
+	$(UV) pip compile pyproject.toml --extra lab --extra test --universal --python-version 3.10 \
+	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS) -o requirements.lock
