@@ -3,6 +3,7 @@ file), and a container's process, namespaces and place in the engine's process t
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import tarfile
@@ -76,6 +77,92 @@ class ImageLayout(Renderable):
                                                  else volatile(human_bytes(s))) for n, s in entries[:40]],
                             title=f"docker save {short_name(self.image)}: {self.format}"),
                       self.layer_table()])
+
+
+# --- extracting archives safely ---------------------------------------------------------------
+
+_TAR_FILTERS = hasattr(tarfile, "data_filter")  # Python 3.11.4+ (and 3.8.17+, 3.9.17+, 3.10.12+ backports)
+
+
+class UnsafeArchive(LabkitError):
+    default_hint = ("The archive tried to write outside the folder it was extracted into: do not use it. "
+                    "Images and archives from someone else are data, never trusted code.")
+
+
+def _inside(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _checked(tar: tarfile.TarFile, root: str, rootfs: bool, skipped: list[str]) -> Iterator[tarfile.TarInfo]:
+    """Each member once it is proven to stay inside `root`, checked against the files the members
+    before it have already written (extractall asks for the next member after writing this one)."""
+    is_root = os.geteuid() == 0
+    for member in tar:
+        name = member.name
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith("/") or os.path.isabs(name):
+            raise UnsafeArchive(f"The archive member {name!r} has an absolute path.")
+        if ".." in parts:
+            raise UnsafeArchive(f"The archive member {name!r} climbs out with '..'.")
+        dest = os.path.normpath(os.path.join(root, name))
+        if not _inside(root, dest):
+            raise UnsafeArchive(f"The archive member {name!r} points outside the target folder.")
+        # never write through a link: every directory above the member must lead to a place inside
+        if not _inside(root, os.path.realpath(os.path.dirname(dest))):
+            raise UnsafeArchive(f"The archive member {name!r} would be written through a link that leads "
+                                f"outside the target folder (to {os.path.realpath(os.path.dirname(dest))}).")
+        if dest != root and os.path.islink(dest):  # open() and chmod() follow an earlier member's link: drop it
+            os.unlink(dest)
+        if member.issym():
+            link = member.linkname
+            if os.path.isabs(link) and not rootfs:
+                raise UnsafeArchive(f"The archive member {name!r} links to the absolute path {link!r}.")
+            # in a root filesystem /x means <root>/x (what chroot and the container see)
+            resolved = os.path.normpath(os.path.join(root, link.lstrip("/")) if os.path.isabs(link)
+                                        else os.path.join(os.path.dirname(dest), link))
+            if not _inside(root, resolved) and not rootfs:
+                raise UnsafeArchive(f"The archive member {name!r} links outside the target folder ({link!r}).")
+        elif member.islnk():
+            source = os.path.normpath(os.path.join(root, member.linkname))
+            if os.path.isabs(member.linkname) or ".." in member.linkname.split("/") or \
+                    not _inside(root, os.path.realpath(source)):  # os.link follows a link to its target
+                raise UnsafeArchive(f"The archive member {name!r} is a hard link to {member.linkname!r}, "
+                                    "outside the target folder.")
+        elif member.ischr() or member.isblk() or member.isfifo():
+            if not rootfs:
+                raise UnsafeArchive(f"The archive member {name!r} is a device or a pipe, not data.")
+            if not is_root and not member.isfifo():  # only root may make device nodes: leave them out
+                skipped.append(name)
+                continue
+        elif not (member.isfile() or member.isdir()):
+            raise UnsafeArchive(f"The archive member {name!r} has an unknown type {member.type!r}.")
+        if not rootfs:  # data: no owners from the archive, no set-id bits, nobody else may write
+            member = copy.copy(member)
+            member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+            if not member.issym():
+                member.mode = member.mode & 0o755 | (0o700 if member.isdir() else 0o600)
+        yield member
+
+
+def safe_extract(tar: tarfile.TarFile, target: str | os.PathLike, *, rootfs: bool = False) -> list[str]:
+    """Extract every member of `tar` into the existing folder `target`, refusing (UnsafeArchive) any
+    member that would land outside it: an absolute name, a '..', a hard link to a file outside, a
+    write through a link that leads outside, and in data mode (the default) any link pointing
+    outside, device nodes and set-id bits. `rootfs=True` is for an image's root filesystem (docker
+    export): absolute links mean the root's own paths (as chroot resolves them) and are kept,
+    owners, modes and device nodes too (device nodes only as root). Returns the members left out.
+
+    Written by hand because tarfile's extraction filters (`filter="data"`) need Python 3.11.4 or
+    later and labkit supports 3.10; they also refuse every absolute link, which a root filesystem
+    is full of."""
+    root = os.path.realpath(target)
+    skipped: list[str] = []
+    members = _checked(tar, root, rootfs, skipped)
+    if _TAR_FILTERS:  # members are already checked above: no second filter
+        tar.extractall(root, members=members, numeric_owner=rootfs, filter="fully_trusted")
+    else:
+        tar.extractall(root, members=members, numeric_owner=rootfs)
+    return skipped
 
 
 def _history_for_layers(config: dict[str, Any]) -> list[str]:
