@@ -5,6 +5,8 @@ as a timeline."""
 from __future__ import annotations
 
 import datetime
+import fcntl
+import hashlib
 import io
 import json
 import os
@@ -271,7 +273,27 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
     gets build cache that another session (or an earlier run) made; salt=False shares the engine's cache."""
     name = lab.name(tag)
     all_labels = {**(labels or {}), **lab.labels}
-    since = time.time()
+    gate = _gate(lab.daemon_url)
+    gate.acquire()
+    try:
+        since = time.time()
+        report = _build(lab, name, tag, dockerfile, context, files, build_args, target, secrets, secret_files, ssh,
+                        cache_from, inline_cache, no_cache, platform, all_labels, builder, salt)
+    except BaseException:
+        gate.release()
+        raise
+    # noted in the background (a /system/df call costs ~10 ms); lab joins it before any prune
+    note = threading.Thread(target=_remember_cache, args=(lab, since, time.time(), gate), daemon=True)
+    note.start()
+    lab._cache_notes.append(note)
+    return report
+
+
+def _build(lab: "Lab", name: str, tag: str, dockerfile: str | None, context: str | os.PathLike | None,
+           files: Mapping[str, str | bytes] | None, build_args: Mapping[str, str] | None, target: str | None,
+           secrets: Mapping[str, str] | None, secret_files: Mapping[str, str | os.PathLike] | None,
+           ssh: "str | SSHAgent | None", cache_from: Sequence[str], inline_cache: bool, no_cache: bool,
+           platform: str | None, all_labels: Mapping[str, str], builder: str, salt: bool) -> BuildReport:
     with tempfile.TemporaryDirectory(prefix="labkit-build-") as tmpdir:
         tmp = Path(tmpdir)
         ctx, df = _prepare_context(tmp, dockerfile, context, files)
@@ -312,10 +334,6 @@ def build(lab: "Lab", tag: str, dockerfile: str | None = None, context: str | os
                 cmd += ["--platform", platform]
             cmd.append(str(ctx))
             report = _build_cli(lab, name, cmd, {**cli.env(), "DOCKER_HOST": lab.daemon_url}, aliases)
-    # noted in the background (a /system/df call costs ~10 ms); lab joins it before any prune
-    note = threading.Thread(target=_remember_cache, args=(lab, since), daemon=True)
-    note.start()
-    lab._cache_notes.append(note)
     return report
 
 
@@ -470,17 +488,55 @@ def _repo(ref: str) -> str:
 
 
 # --- the session's build cache ------------------------------------------------------------------
-# Build cache records carry no labels. labkit notes which records each of its builds created
-# and prunes only those (a build running at the same moment in another session can be counted too:
-# its records are only cache, rebuilt on demand).
+# Build cache records carry no labels. labkit notes the records created while each of its builds
+# ran and prunes only those. So that no other session's record falls into that window, builds of
+# different processes on one engine take turns (a file lock per engine, held from the build's start
+# until its records are noted); builds of one process (notebook 15's queue) still run side by side.
 
-def _remember_cache(lab: "Lab", since: float) -> None:
-    """Note the records created since `since` (wall clock; the daemon stamps CreatedAt)."""
+class _Gate:
+    def __init__(self, path: Path) -> None:
+        self.path, self.users, self.fd, self.lock = path, 0, -1, threading.Lock()
+        self.turn = threading.Lock()  # one thread of this process waits for the file lock at a time
+
+    def acquire(self) -> None:
+        with self.turn:
+            with self.lock:
+                if self.users:
+                    self.users += 1
+                    return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel too when this process dies
+            with self.lock:
+                self.fd, self.users = fd, self.users + 1
+
+    def release(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0 and self.fd >= 0:
+                os.close(self.fd)  # closing drops the lock
+                self.fd = -1
+
+
+_GATES: dict[str, _Gate] = {}
+
+
+def _gate(daemon_url: str) -> _Gate:
+    from .cleanup import state_dir
+    key = hashlib.sha1(daemon_url.encode()).hexdigest()[:12]
+    return _GATES.setdefault(key, _Gate(state_dir().parent / f"build-gate-{key}.lock"))
+
+
+def _remember_cache(lab: "Lab", since: float, until: float, gate: _Gate) -> None:
+    """Note the records created between `since` and `until` (wall clock; the daemon stamps CreatedAt)."""
     from .cleanup import build_cache_records
-    new = [r["ID"] for r in build_cache_records(lab.client) if _timestamp(r.get("CreatedAt", "")) >= since - 0.05]
-    if new:
-        with open(lab.state / "build-cache", "a") as fh:
-            fh.writelines(f"{i}\n" for i in sorted(new))
+    try:
+        new = [r["ID"] for r in build_cache_records(lab.client)
+               if since - 0.05 <= _timestamp(r.get("CreatedAt", "")) <= until + 0.05]
+        if new:
+            with open(lab.state / "build-cache", "a") as fh:
+                fh.writelines(f"{i}\n" for i in sorted(new))
+    finally:
+        gate.release()
 
 
 def _timestamp(rfc3339: str) -> float:

@@ -226,27 +226,13 @@ def _cache_ids(cli: docker.DockerClient) -> set[str]:
     return {r["ID"] for r in build_cache_records(cli)}
 
 
-def _claimed_by_others(sdir: Path) -> set[str]:
-    """Build cache records that another live session noted too. Records carry no session, so a
-    session notes every record created while its build ran: a build of another session at the
-    same moment lands in both lists, and the other session may still need it for its next build."""
-    claimed: set[str] = set()
-    for other in state_dir().iterdir():
-        notes, owner = other / "build-cache", other / "owner"
-        if other == sdir or not notes.exists():
-            continue
-        if owner_alive(owner.read_text() if owner.exists() else "") is not False:
-            claimed |= set(notes.read_text().split())
-    return claimed
-
-
 def _prune_session_cache(cli: docker.DockerClient, sdir: Path) -> int:
     """Prune the build cache records a session's builds created (build.py notes them); returns how many."""
     cache_file = sdir / "build-cache"
     if not cache_file.exists():
         return 0
     from .build import prune_cache
-    ids = set(cache_file.read_text().split()) - _claimed_by_others(sdir)
+    ids = set(cache_file.read_text().split())
     prune_cache(cli, ids)
     cache_file.unlink()
     return len(ids - _cache_ids(cli))
