@@ -1,13 +1,16 @@
 """`labkit bundle export / import`: everything a classroom without network needs, in one folder:
 the catalog images (each pinned by its image id, every platform the labs use), optionally the
-Python wheels that install labkit offline, and the scanner databases that are available; a
-manifest with checksums. Import checks every checksum and the free disk before it loads
-anything, and importing twice changes nothing."""
+Python wheels that install labkit offline (exactly those pinned in the repository's
+requirements.lock, hash-checked, plus labkit's own wheel and a copy of the lock), and the
+scanner databases that are available; a manifest with checksums. Import checks every checksum
+and the free disk before it loads anything, and importing twice changes nothing."""
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
 import json
+import platform
 import re
 import shutil
 import subprocess
@@ -26,10 +29,83 @@ from .inspect import save_image
 
 MANIFEST = "bundle.json"
 REPO = Path(__file__).resolve().parent.parent
+LOCK = "requirements.lock"
+# Run in the bundle folder on the classroom machine, inside the venv: no index, hashes checked.
+INSTALL_WHEELS = (f"pip install --no-index --find-links wheels --require-hashes -r {LOCK} "
+                  "&& pip install --no-index --find-links wheels --no-deps labkit")
 
 
 class BundleCorrupt(LabkitError):
     default_hint = "Copy the bundle again from the machine that exported it (`labkit bundle export`)."
+
+
+class LockMissing(LabkitError):
+    default_hint = (f"Export from a clone of the workshop repository with labkit installed editable from it "
+                    f"(`make setup` does that). If the clone lost the file, `git checkout {LOCK}` restores it "
+                    f"(`make lock` writes a new one).")
+
+
+def lock_file() -> Path:
+    """The repository's requirements.lock: found next to the labkit package when labkit is installed
+    editable from a clone (as `make setup` does)."""
+    path = REPO / LOCK
+    if not path.is_file():
+        raise LockMissing(f"--wheels exports exactly the wheels pinned in {LOCK}, and {REPO} has none: "
+                          "labkit is not installed editable from the workshop repository.")
+    return path
+
+
+def _locked_hashes(lock: Path) -> set[str]:
+    return {"sha256:" + h for h in re.findall(r"--hash=sha256:([0-9a-f]{64})", lock.read_text())}
+
+
+def _pip(args: list[str], what: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise LabkitError(f"pip could not collect {what}.",
+                          "The Python package index must answer for --wheels; read pip's last lines above.",
+                          details=proc.stderr[-600:])
+
+
+def _wheels_preflight() -> Path:
+    """The lock, once pip is known to be there: checked before the (long) image export."""
+    lock = lock_file()
+    if importlib.util.find_spec("pip") is None:
+        raise LabkitError(f"--wheels downloads with pip, and {sys.executable} has none.",
+                          f"Run `{sys.executable} -m ensurepip`, then export again.")
+    return lock
+
+
+def _export_wheels(out: Path, manifest: dict, report: BundleReport) -> None:
+    """Exactly the wheels requirements.lock pins for this interpreter and platform (pip checks every
+    hash), labkit's own wheel, and a copy of the lock; `INSTALL_WHEELS` installs them offline."""
+    lock = _wheels_preflight()
+    wheel_dir = out / "wheels"
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    _pip(["download", "-q", "--require-hashes", "--no-deps", "--only-binary", ":all:", "-r", str(lock),
+          "-d", str(wheel_dir)], f"the wheels pinned in {LOCK}")
+    for old in wheel_dir.glob("labkit-*.whl"):
+        old.unlink()
+    _pip(["wheel", "-q", "--no-deps", "-w", str(wheel_dir), str(REPO)], "labkit's own wheel")
+    locked = _locked_hashes(lock)
+    wheels = []
+    for w in sorted(wheel_dir.glob("*.whl")):
+        digest = _sha256(w)
+        if digest not in locked and not w.name.startswith("labkit-"):
+            w.unlink()  # left by an export from an older lock: the bundle holds exactly this lock's wheels
+            continue
+        wheels.append(w)
+        manifest["files"].append({"kind": "wheel", "file": str(w.relative_to(out)), "size": w.stat().st_size,
+                                  "sha256": digest})
+    copy = out / LOCK
+    shutil.copyfile(lock, copy)
+    manifest["files"].append({"kind": "lock", "file": LOCK, "size": copy.stat().st_size, "sha256": _sha256(copy)})
+    manifest["python_install"] = INSTALL_WHEELS
+    target = f"Python {platform.python_version()} on {sys.platform} {platform.machine()}"
+    report.rows.append((f"{len(wheels)} wheels", "python", sum(w.stat().st_size for w in wheels),
+                        f"exported for {target}, the classroom's Python (install in the bundle folder: "
+                        f"{INSTALL_WHEELS})"))
+    report.rows.append((LOCK, "python lock", copy.stat().st_size, "copied"))
 
 
 @dataclass
@@ -61,6 +137,8 @@ def export(dest: str | Path, names: Iterable[str] | None = None, wheels: bool = 
            client: docker.DockerClient | None = None) -> BundleReport:
     """Write the bundle into the folder `dest`."""
     start = time.monotonic()
+    if wheels:
+        _wheels_preflight()
     cli = client or engine.client()
     out = Path(dest)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -98,17 +176,7 @@ def export(dest: str | Path, names: Iterable[str] | None = None, wheels: bool = 
         report.rows.append(("trivy database", "scanner data", 0, "none on this machine (trivy downloads it online)"))
     bar.update(1)
     if wheels:
-        wheel_dir = out / "wheels"
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheel_dir), f"{REPO}[lab,test]"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise LabkitError("pip could not collect the wheels.", "The Python package index must answer for --wheels.",
-                              details=proc.stderr[-600:])
-        for w in sorted(wheel_dir.glob("*.whl")):
-            manifest["files"].append({"kind": "wheel", "file": str(w.relative_to(out)), "size": w.stat().st_size,
-                                      "sha256": _sha256(w)})
-        report.rows.append((f"{len(list(wheel_dir.glob('*.whl')))} wheels", "python", sum(w.stat().st_size for w in wheel_dir.glob("*.whl")),
-                            "exported (pip install --no-index --find-links wheels labkit[lab,test])"))
+        _export_wheels(out, manifest, report)
     bar.update(1)
     bar.close()
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -184,7 +252,8 @@ def import_(src: str | Path, client: docker.DockerClient | None = None) -> Bundl
             report.rows.append((target.name, "trivy database", entry["size"], "installed"))
     wheels = [e for e in manifest.get("files", []) if e["kind"] == "wheel"]
     if wheels:
-        report.rows.append((f"{len(wheels)} wheels", "python", sum(e["size"] for e in wheels),
-                            f"verified; install with pip install --no-index --find-links {root / 'wheels'} labkit[lab,test]"))
+        how = (f"in {root}: {manifest['python_install']}" if "python_install" in manifest
+               else f"pip install --no-index --find-links {root / 'wheels'} labkit[lab,test]")  # bundles before the lock
+        report.rows.append((f"{len(wheels)} wheels", "python", sum(e["size"] for e in wheels), f"verified; install {how}"))
     report.seconds = time.monotonic() - start
     return report
