@@ -14,6 +14,9 @@ INSTALLER ?= uv
 UV_VERSION ?= 0.13.9
 UV ?= $(VENV)/bin/uv
 LOCK_ARGS ?=
+# uv trusts the machine's certificate store, as pip does through its configuration (uv's own default is
+# a built-in list, which fails behind a proxy with its own certificate authority).
+export UV_SYSTEM_CERTS ?= 1
 
 .PHONY: lab test setup host prepare clean help notebooks lock
 
