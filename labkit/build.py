@@ -5,8 +5,6 @@ as a timeline."""
 from __future__ import annotations
 
 import datetime
-import fcntl
-import hashlib
 import io
 import json
 import os
@@ -26,6 +24,7 @@ import docker
 from . import engine
 from .display import Chart, Renderable, Stack, human_bytes, seconds, short_name, stable, table, volatile
 from .errors import CommandFailed, ImageMissing, LabkitError
+from .locks import open_locked
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -494,8 +493,8 @@ def _repo(ref: str) -> str:
 # until its records are noted); builds of one process (notebook 15's queue) still run side by side.
 
 class _Gate:
-    def __init__(self, path: Path) -> None:
-        self.path, self.users, self.fd, self.lock = path, 0, -1, threading.Lock()
+    def __init__(self, name: str) -> None:
+        self.name, self.users, self.fd, self.lock = name, 0, -1, threading.Lock()
         self.turn = threading.Lock()  # one thread of this process waits for the file lock at a time
 
     def acquire(self) -> None:
@@ -504,8 +503,7 @@ class _Gate:
                 if self.users:
                     self.users += 1
                     return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel too when this process dies
+            fd = open_locked(self.name)  # released by the kernel too when this process dies
             with self.lock:
                 self.fd, self.users = fd, self.users + 1
 
@@ -521,9 +519,7 @@ _GATES: dict[str, _Gate] = {}
 
 
 def _gate(daemon_url: str) -> _Gate:
-    from .cleanup import state_dir
-    key = hashlib.sha1(daemon_url.encode()).hexdigest()[:12]
-    return _GATES.setdefault(key, _Gate(state_dir().parent / f"build-gate-{key}.lock"))
+    return _GATES.setdefault(daemon_url, _Gate(f"build-gate {daemon_url}"))
 
 
 def _remember_cache(lab: "Lab", since: float, until: float, gate: _Gate) -> None:

@@ -15,6 +15,7 @@ import docker
 
 from . import engine, images
 from .display import Renderable, callout, stable
+from .locks import runtime_dir
 
 SESSION_LABEL = "labkit.session"
 LAB_LABEL = "labkit.lab"
@@ -23,8 +24,7 @@ OWNER_LABEL = "labkit.owner"
 
 def state_dir() -> Path:
     """Per-user runtime state (session files for host processes and paths)."""
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/labkit-{os.getuid()}"
-    path = Path(base) / "labkit" / "sessions"
+    path = runtime_dir() / "sessions"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

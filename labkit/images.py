@@ -21,6 +21,7 @@ import docker
 from . import engine
 from .display import Renderable, human_bytes, seconds, stable, table
 from .errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage
+from .locks import host_lock
 
 RECIPE_LABEL = "labkit.recipe"
 CATALOG_LABEL = "labkit.catalog"
@@ -321,10 +322,17 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
                     bar.set_postfix_str(msg, refresh=True)
 
             try:
-                if chosen == "online":
-                    _pull(s)
-                else:
-                    s.build_offline(s, progress)
+                # another session may be making the same image right now: wait for it, then look again
+                with host_lock(f"prepare {engine.find_daemon()[0]} {s.name}"):
+                    image = _present(s.name)
+                    if image is not None and (image.labels or {}).get(RECIPE_LABEL) in (s.recipe("online"),
+                                                                                         s.recipe("offline")):
+                        result.rows.append((s.name, "-", "made by another session meanwhile", time.monotonic() - start))
+                        continue
+                    if chosen == "online":
+                        _pull(s)
+                    else:
+                        s.build_offline(s, progress)
             except RecipeFailed as exc:
                 if not (s.optional and not names):
                     raise
