@@ -1,4 +1,4 @@
-"""A rootless Docker engine for one session (notebook 06): dockerd inside RootlessKit's user
+"""A rootless Docker engine for one session (notebooks 06 and 09): dockerd inside RootlessKit's user
 namespace, run by an unprivileged user, with its own socket, runtime and data directories.
 As root, the engine runs as the dedicated user `scripts/setup-host.sh` creates; as an ordinary
 user, it runs as you. Everything it started is killed and its data removed at cleanup."""
@@ -17,25 +17,48 @@ from typing import TYPE_CHECKING
 import docker
 
 from .display import Renderable, seconds, table, volatile
+from .engine import as_root
 from .errors import LabkitError, LabSkipped, ReadinessTimeout
 
 if TYPE_CHECKING:
     from .lab import Lab
+    from .privileged import HostMarker
 
 LAB_USER = "labkit-rootless"
 SCRIPT_PATHS = ("dockerd-rootless.sh", "/usr/share/docker.io/contrib/dockerd-rootless.sh")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _subid_range(user: str, path: str) -> bool:
+SUBID_COUNT = 65536
+
+
+def _subid_ranges(path: str) -> list[tuple[str, int, int]]:
+    """(user, first id, count) of each line of /etc/subuid or /etc/subgid."""
+    out = []
     try:
-        return any(line.split(":")[0] == user for line in Path(path).read_text().splitlines())
+        for line in Path(path).read_text().splitlines():
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                out.append((parts[0], int(parts[1]), int(parts[2])))
     except OSError:
-        return False
+        pass
+    return out
+
+
+def _subid_range(user: str, path: str) -> bool:
+    return any(u == user for u, _, _ in _subid_ranges(path))
+
+
+def free_subid_range(count: int = SUBID_COUNT) -> tuple[int, int]:
+    """A range of subordinate ids after every range /etc/subuid and /etc/subgid give out (first, last)."""
+    end = max([100000] + [first + n for path in ("/etc/subuid", "/etc/subgid") for _, first, n in _subid_ranges(path)])
+    first = -(-end // count) * count  # rounded up to a multiple of count, like the ranges useradd gives
+    return first, first + count - 1
 
 
 def requirements(user: str) -> list[tuple[str, bool, str]]:
-    """(what, ok, fix) for everything a rootless engine needs on this host."""
+    """(what, ok, fix) for everything a rootless engine needs on this host, each fix the exact command
+    (with sudo when you are not root: all of them need root, once)."""
     script = next((p for p in map(shutil.which, SCRIPT_PATHS) if p), None)
     try:
         pwd.getpwnam(user)
@@ -43,20 +66,28 @@ def requirements(user: str) -> list[tuple[str, bool, str]]:
     except KeyError:
         user_ok = False
     userns = Path("/proc/sys/user/max_user_namespaces")
+    first, last = free_subid_range()
     return [
-        ("dockerd-rootless.sh", bool(script), "apt-get install docker.io (it ships contrib/dockerd-rootless.sh)"),
-        ("rootlesskit", bool(shutil.which("rootlesskit")), "apt-get install rootlesskit"),
-        ("slirp4netns", bool(shutil.which("slirp4netns")), "apt-get install slirp4netns"),
-        ("newuidmap / newgidmap", bool(shutil.which("newuidmap") and shutil.which("newgidmap")), "apt-get install uidmap"),
-        (f"user {user}", user_ok, "run scripts/setup-host.sh as root (it creates the lab user)"),
+        ("dockerd-rootless.sh", bool(script), f"`{as_root('apt-get install docker.io')}` (it ships contrib/dockerd-rootless.sh)"),
+        ("rootlesskit", bool(shutil.which("rootlesskit")), f"`{as_root('apt-get install rootlesskit')}`"),
+        ("slirp4netns", bool(shutil.which("slirp4netns")), f"`{as_root('apt-get install slirp4netns')}`"),
+        ("newuidmap / newgidmap", bool(shutil.which("newuidmap") and shutil.which("newgidmap")),
+         f"`{as_root('apt-get install uidmap')}`"),
+        (f"user {user}", user_ok, f"`{as_root('scripts/setup-host.sh')}` (it creates the lab user)"),
         (f"/etc/subuid and /etc/subgid ranges for {user}",
          _subid_range(user, "/etc/subuid") and _subid_range(user, "/etc/subgid"),
-         f"usermod --add-subuids 1000000-1065535 --add-subgids 1000000-1065535 {user}"),
+         f"`{as_root(f'usermod --add-subuids {first}-{last} --add-subgids {first}-{last} {user}')}` "
+         "(a range no other user has)"),
         ("user namespaces enabled", userns.exists() and userns.read_text().strip() != "0",
-         "sysctl -w user.max_user_namespaces=15000"),
+         f"`{as_root('sysctl -w user.max_user_namespaces=15000')}`"),
         ("/dev/net/tun usable", os.access("/dev/net/tun", os.R_OK | os.W_OK) or os.geteuid() == 0,
-         "chmod 666 /dev/net/tun (as most distributions ship it)"),
+         f"`{as_root('chmod 666 /dev/net/tun')}` (as most distributions ship it)"),
     ]
+
+
+def engine_user() -> str:
+    """Who runs the rootless engine: the lab user when you are root, else you."""
+    return LAB_USER if os.geteuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
 
 
 @dataclass
@@ -87,7 +118,9 @@ class RootlessEngine(Renderable):
 
     def info(self):
         info = self.lab.client.info()
-        rows = [("runs as", f"{self.user} (uid {volatile(self.uid)})"),  # uids differ between machines ("socket", volatile(self.socket)),
+        # who runs it differs: the lab user when you are root, else you (and uids differ between machines)
+        rows = [("runs as", f"{volatile(self.user, 'an unprivileged user')} (uid {volatile(self.uid)})"),
+                ("socket", volatile(self.socket)),
                 ("security options", ", ".join(o.split(",")[0].removeprefix("name=") for o in info.get("SecurityOptions", []))),
                 ("storage driver", info.get("Driver", "?")), ("cgroup driver", info.get("CgroupDriver", "?")),
                 ("start to ready", seconds(self.startup))]
@@ -109,8 +142,8 @@ class RootlessEngine(Renderable):
 
 def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
     """Start a rootless engine for this session and wait for its socket to answer."""
-    as_root = os.geteuid() == 0
-    user = LAB_USER if as_root else pwd.getpwuid(os.getuid()).pw_name
+    is_root = os.geteuid() == 0
+    user = engine_user()
     missing = [(what, fix) for what, ok, fix in requirements(user) if not ok]
     if missing:
         raise LabSkipped("A rootless engine cannot start here: missing " + ", ".join(w for w, _ in missing) + ".",
@@ -121,13 +154,13 @@ def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
     run_dir, data = home / "run", home / "data"
     for d in (run_dir, data):
         d.mkdir(mode=0o700)
-    if as_root:
+    if is_root:
         os.chown(home, entry.pw_uid, entry.pw_gid)
         for d in (run_dir, data):
             os.chown(d, entry.pw_uid, entry.pw_gid)
     env = {"HOME": entry.pw_dir if Path(entry.pw_dir).is_dir() else str(home), "XDG_RUNTIME_DIR": str(run_dir),
            "PATH": PATH, "USER": user, "TMPDIR": str(home)}  # rootlesskit's state dir goes with the rest
-    cmd = ([shutil.which("runuser") or "runuser", "-u", user, "--"] if as_root else []) + \
+    cmd = ([shutil.which("runuser") or "runuser", "-u", user, "--"] if is_root else []) + \
         ["env", "-i", *[f"{k}={v}" for k, v in env.items()], script, "--data-root", str(data)]
     log = open(home / "dockerd.log", "wb")
     begin = time.monotonic()
@@ -155,6 +188,23 @@ def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
     userns = lab.track_user_namespace(child)
     view = lab.on(client, f"unix://{sock}", rootless=True)
     return RootlessEngine(view, user, entry.pw_uid, str(sock), home, proc.pid, userns, startup, lab.client)
+
+
+def root_marker(lab: "Lab") -> "HostMarker":
+    """notebook 05's owner-only marker file, owned by root: a file the rootless engine's user may not
+    read, whoever runs the notebook. As a normal user you cannot make a file you cannot read
+    yourself: the rootful engine makes it root's (its containers are root on this machine,
+    notebook 05), so the attack of section 3 fails for the engine's sake, not for a missing file."""
+    from .privileged import host_marker
+    marker = host_marker(lab)
+    if os.stat(marker.path).st_uid != 0:
+        lab.run("labkit/busybox", ["chown", "0:0", f"/marker/{marker.path.name}"],
+                volumes={str(marker.path.parent): {"bind": "/marker", "mode": "rw"}}).check()
+        if os.stat(marker.path).st_uid != 0:
+            raise LabSkipped("The marker file could not be given to root: this engine's containers are not root "
+                             "on this machine (is the engine itself rootless?).",
+                             "Run this notebook against a rootful engine (`labkit doctor` shows which one you use).")
+    return marker
 
 
 def _engine_pid(root: int) -> int:
