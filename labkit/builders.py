@@ -1,6 +1,7 @@
-"""Notebook 11: image builders side by side. buildah builds Dockerfiles without any daemon (as
-root, or as the unprivileged lab user with no access to the Docker socket), into a storage that
-belongs to the session; `timestamp=` makes its builds reproducible (same image id twice)."""
+"""Notebook 11: image builders side by side. buildah builds Dockerfiles without any daemon (as you,
+and as an unprivileged user: the lab user, which may not use the Docker socket, when you are root,
+else you), into a storage that belongs to the session; `timestamp=` makes its builds reproducible
+(same image id twice)."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from .build import BuildReport, _prepare_context
-from .display import Renderable, human_bytes, seconds, short_name, table, volatile
-from .engine import find_tool
+from .display import Renderable, callout, human_bytes, seconds, short_name, table, volatile
+from .engine import as_root, find_tool, socket_access
 from .errors import CommandFailed, LabSkipped
 from .inspect import save_image
-from .rootless import LAB_USER
+from .rootless import LAB_USER, requirements
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -41,11 +42,20 @@ class BuilderRun(Renderable):
     duration: float
     user: str
     store: Path
+    uid: int = 0
+
+    @property
+    def unprivileged(self) -> bool:
+        return self.uid != 0
+
+    def ran_as(self) -> str:
+        """Who built it, the same words whoever runs the notebook (the user differs: you, or the lab user)."""
+        return volatile(self.user, "an unprivileged user") if self.unprivileged else "root"
 
     def _render(self):
         return table(["image", "builder", "manifest digest", "created", "layers", "build time", "ran as"],
                      [(short_name(self.tag), "buildah", volatile(self.digest[:19] + "…"), volatile(self.created),
-                       len(self.layers), seconds(self.duration), self.user)], title="buildah build (no daemon)")
+                       len(self.layers), seconds(self.duration), self.ran_as())], title="buildah build (no daemon)")
 
 
 class Buildah:
@@ -54,7 +64,7 @@ class Buildah:
     def __init__(self, lab: "Lab", rootless: bool = False) -> None:
         self.binary = find_tool("buildah")
         if self.binary is None:
-            raise LabSkipped("buildah is not installed.", "apt-get install buildah (Debian/Ubuntu).")
+            raise LabSkipped("buildah is not installed.", f"`{as_root('apt-get install buildah')}` (Debian/Ubuntu).")
         self.lab = lab
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.home = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-buildah-{lab.session}-")))
@@ -63,13 +73,20 @@ class Buildah:
             try:
                 entry = pwd.getpwnam(LAB_USER)
             except KeyError:
-                raise LabSkipped(f"The user {LAB_USER} does not exist.", "Run scripts/setup-host.sh as root.") from None
+                raise LabSkipped(f"The user {LAB_USER} does not exist.",
+                                 f"`{as_root('scripts/setup-host.sh')}` creates it.") from None
             self.user = LAB_USER
             os.chmod(self.home, 0o755)
             os.chown(self.home, entry.pw_uid, entry.pw_gid)
             self.prefix = ["runuser", "-u", LAB_USER, "--", "env", f"HOME={self.home}",
                            f"XDG_RUNTIME_DIR={self.home}/run", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
         self.uid = pwd.getpwnam(self.user).pw_uid
+        if self.uid != 0:  # an unprivileged buildah builds in a user namespace of its user's subordinate ids
+            missing = [(what, fix) for what, ok, fix in requirements(self.user)
+                       if not ok and what.startswith(("newuidmap", "/etc/subuid", "user namespaces"))]
+            if missing:
+                raise LabSkipped(f"buildah cannot build as {self.user} here: missing "
+                                 + ", ".join(w for w, _ in missing) + ".", "; ".join(f for _, f in missing))
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
         cmd = [*self.prefix, self.binary, "--storage-driver", "vfs", "--root", str(self.home / "root"),
@@ -120,7 +137,7 @@ class Buildah:
         size = sum(ly.get("size", 0) for ly in manifest.get("layers", []))
         return BuilderRun(tag, "sha256:" + info["FromImageID"], info.get("FromImageDigest", ""),
                           config.get("created", "?"), config.get("rootfs", {}).get("diff_ids", []), size,
-                          duration, self.user, self.home)
+                          duration, self.user, self.home, self.uid)
 
     def push(self, run: BuilderRun, registry: "Registry", name: str) -> str:
         """Push to the session registry (plain HTTP on 127.0.0.1); returns the reference."""
@@ -142,13 +159,41 @@ def comparison(reports: list[BuildReport | BuilderRun]):
     rows = []
     for r in reports:
         if isinstance(r, BuilderRun):
-            rows.append(("buildah" + (" (rootless)" if r.user == LAB_USER else ""), "none", r.user,
+            rows.append(("buildah" + (" (rootless)" if r.unprivileged else ""), "none", r.ran_as(),
                          seconds(r.duration), len(r.layers), human_bytes(r.size)))
         else:
             rows.append((r.builder, "dockerd (root)", "the daemon's user", seconds(r.duration), r.layers,
                          human_bytes(r.size)))
     return table(["builder", "daemon", "runs as", "build time", "layers", "size"], rows,
                  title="One Dockerfile, three builders")
+
+
+@dataclass
+class SocketNote(Renderable):
+    """Whether the user who built without a daemon could have used the Docker engine anyway."""
+
+    user: str
+    socket: str
+    group: str
+    allowed: bool
+
+    def _render(self):
+        if not self.allowed:
+            return callout("success", "No way to the engine", f"{self.user} may not use {self.socket}: this build "
+                           "could not have asked Docker for anything.")
+        return callout("warning", "The engine was within reach", f"{self.user} may use {self.socket} (group "
+                       f"{self.group}). buildah did not need it (the base image came as a file labkit saved), but "
+                       f"whoever may use that socket is root on this machine (notebook 05).",
+                       hint=f"On a build machine, build as a user outside the group {self.group}: "
+                            "what a Dockerfile runs then cannot reach the engine.")
+
+
+def socket_note(run: BuilderRun, daemon_url: str) -> SocketNote:
+    """May the user who made `run` use the Docker engine's socket (asked as that user)?"""
+    access = socket_access(daemon_url)
+    if access is None:  # tcp:// or ssh://: no file on this machine says who may use it
+        return SocketNote(run.user, daemon_url, "none", False)
+    return SocketNote(run.user, access.path, access.group, can_use(run.user, access.path))
 
 
 def can_use(user: str, path: str) -> bool:
