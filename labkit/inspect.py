@@ -10,13 +10,16 @@ import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 import docker
 
 from . import engine
 from .display import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, stable, table, volatile
 from .errors import ImageMissing, LabkitError
+
+if TYPE_CHECKING:
+    from .lab import Lab
 
 
 @dataclass
@@ -335,13 +338,46 @@ def search_layers(image: str, secret: str | bytes) -> SecretSearch:
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
 
 
-def namespaces(pid: int) -> dict[str, str]:
-    out = {}
-    for ns in NAMESPACES:
-        try:
-            out[ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
-        except OSError:
-            out[ns] = "?"
+def namespaces(pid: int, lab: "Lab | None" = None) -> dict[str, str]:
+    """The namespaces of a host process, e.g. {"net": "net:[4026531992]"} ("?" when it is gone)."""
+    return _namespaces([pid], lab)[pid]
+
+
+def _namespaces(pids: list[int], lab: "Lab | None") -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    denied: list[int] = []
+    for pid in pids:
+        out[pid] = {}
+        for ns in NAMESPACES:
+            try:
+                out[pid][ns] = os.readlink(f"/proc/{pid}/ns/{ns}")
+            except PermissionError:  # another user's process (the engine's containers, when you are not root)
+                if os.geteuid() != 0:
+                    denied.append(pid)
+                    break
+                out[pid][ns] = "?"  # even root may not look (e.g. a sandbox's PID 1)
+            except OSError:
+                out[pid][ns] = "?"
+    if denied:
+        out.update(_namespaces_via_engine(denied, lab))
+    return out
+
+
+def _namespaces_via_engine(pids: list[int], lab: "Lab | None") -> dict[int, dict[str, str]]:
+    """/proc/PID/ns of other users' processes, read by a helper container in the host's PID
+    namespace: the engine is root on this machine (notebook 05), so a member of its group may ask."""
+    if lab is None:
+        raise LabkitError(f"Process {pids[0]} belongs to another user (the engine's containers run as root): its "
+                          "namespaces are not readable by you.",
+                          "Pass lab=lab: labkit then asks the engine, which may read them (it is root here).")
+    script = " ; ".join(f"for n in {' '.join(NAMESPACES)}; do echo {pid} $n $(readlink /proc/{pid}/ns/$n || echo '?'); done"
+                        for pid in pids)
+    result = lab.run("labkit/busybox", ["sh", "-c", script], pid_mode="host", cap_add=["SYS_PTRACE"])
+    out: dict[int, dict[str, str]] = {pid: {ns: "?" for ns in NAMESPACES} for pid in pids}
+    for line in result.stdout.splitlines():
+        pid, ns, link = (line.split(" ", 2) + ["?", "?"])[:3]
+        if pid.isdigit() and int(pid) in out and ns in NAMESPACES:
+            out[int(pid)][ns] = link.strip() or "?"
     return out
 
 
@@ -356,9 +392,13 @@ class NamespaceComparison(Renderable):
                      title=f"Namespaces: {self.a} vs {self.b}")
 
 
-def compare_namespaces(pid_a: int, pid_b: int, a: str = "A", b: str = "B") -> NamespaceComparison:
-    na, nb = namespaces(pid_a), namespaces(pid_b)
-    rows = [(ns, volatile(na[ns]), volatile(nb[ns]), "yes" if na[ns] == nb[ns] else "no") for ns in NAMESPACES]
+def compare_namespaces(pid_a: int, pid_b: int, a: str = "A", b: str = "B", lab: "Lab | None" = None) -> NamespaceComparison:
+    """Which namespaces two host processes share. A process of another user (a container's, when you
+    are not root) is read through the engine: pass `lab`."""
+    found = _namespaces([pid_a, pid_b], lab)
+    na, nb = found[pid_a], found[pid_b]
+    rows = [(ns, volatile(na[ns]), volatile(nb[ns]), "?" if "?" in (na[ns], nb[ns]) else "yes" if na[ns] == nb[ns] else "no")
+            for ns in NAMESPACES]
     return NamespaceComparison(a, b, rows)
 
 
