@@ -115,6 +115,14 @@ def execute(original, name: str, workdir: Path, cwd: Path, outdir: Path, timeout
         raise AssertionError(f"{name} did not finish: {type(exc).__name__}: {exc}"[:500]) from None
     seconds = time.monotonic() - start
     executed = nbformat.read(out, as_version=4)
+    # A LabSkipped banner stops the notebook without an error output (papermill returns normally)
+    stopped = [c for c in executed.cells if c.get("metadata", {}).get("papermill", {}).get("exception")]
+    if stopped:
+        from .notebook import skip_reason
+        reason = skip_reason(stopped[0])
+        if reason is None:
+            raise AssertionError(f"{name} stopped at a cell without an error or a skip banner:\n{stopped[0].source}")
+        raise Skipped(reason)
     text = text_of(executed.cells[-1])
     report = json.loads(text[text.index(LOG_MARK) + len(LOG_MARK):].splitlines()[0])
     return executed, report, seconds
