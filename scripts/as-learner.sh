@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Run the workshop as a learner who is not root, the way a laptop user meets it: a normal user in
+# the engine socket's group (usually `docker`), with its own /etc/subuid and /etc/subgid range (the
+# rootless engine of notebooks 06 and 09 runs as that user), its own copy of the repository and a
+# venv made with the distribution's Python. Run as root (CI does): it creates or updates the user,
+# then, as that user, runs `labkit doctor` and `labkit verify` of every notebook, or of the ones
+# named as arguments (`scripts/as-learner.sh 00-welcome 04`).
+#
+# The host set-up (engine, host tools, /dev/net/tun) is the administrator's job, done once by
+# `sudo scripts/setup-host.sh`; this script does not do it. The engine is the one DOCKER_HOST names
+# when set (e.g. a private engine whose socket belongs to group docker), else /var/run/docker.sock.
+#
+# Environment: LABKIT_LEARNER (user, default labkit-learner), LABKIT_LEARNER_PYTHON (default
+# /usr/bin/python3). Exit status: 0 when doctor is ready and no notebook failed (skipped is not a
+# failure), 1 otherwise, 2 on a usage or set-up error. Idempotent: a second run reuses the user and
+# the venv (re-installed only when pyproject.toml, requirements.lock or the Python changed).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+LEARNER=${LABKIT_LEARNER:-labkit-learner}
+PYTHON=${LABKIT_LEARNER_PYTHON:-/usr/bin/python3}
+SUBID_COUNT=65536
+
+say() { printf 'as-learner: %s\n' "$*"; }
+die() { printf 'as-learner: %s\n' "$*" >&2; exit 2; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+[ "$(id -u)" = 0 ] || die "run me as root (sudo $0): I create the learner user; the notebooks then run as that user"
+[ -x "$PYTHON" ] || die "no $PYTHON: install the distribution's Python (sudo apt-get install python3 python3-venv)"
+"$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || die "$PYTHON cannot make a venv: sudo apt-get install python3-venv"
+
+# One run at a time: two runs would copy into the same directory.
+exec 9>"/run/lock/labkit-as-learner.lock" 2>/dev/null || exec 9>"/tmp/labkit-as-learner.lock"
+flock 9
+
+# --- the engine's socket and its group --------------------------------------------------------
+HOST=${DOCKER_HOST:-unix:///var/run/docker.sock}
+GROUP=""
+if [ "${HOST#unix://}" != "$HOST" ]; then
+    SOCKET=${HOST#unix://}
+    [ -S "$SOCKET" ] || die "no engine socket at $SOCKET: start the engine first (sudo scripts/setup-host.sh)"
+    GROUP=$(stat -c %G "$SOCKET")
+    [ "$(stat -c %g "$SOCKET")" != 0 ] || die "$SOCKET belongs to group root: a learner cannot be given access \
+without making it root; start the engine with a socket group (dockerd --group docker; docker is dockerd's default when that group exists)"
+fi
+
+# --- the user ---------------------------------------------------------------------------------
+if ! id "$LEARNER" >/dev/null 2>&1; then
+    say "creating user $LEARNER"
+    useradd --create-home --user-group --shell /bin/bash "$LEARNER"
+fi
+if [ -n "$GROUP" ] && ! id -nG "$LEARNER" | tr ' ' '\n' | grep -qx "$GROUP"; then
+    usermod -aG "$GROUP" "$LEARNER" && say "added $LEARNER to group $GROUP (the group of $SOCKET)"
+fi
+HOME_DIR=$(getent passwd "$LEARNER" | cut -d: -f6)
+[ -d "$HOME_DIR" ] || install -d -m 0750 -o "$LEARNER" -g "$LEARNER" "$HOME_DIR"
+
+# Subordinate ids for the rootless engine: one range of its own, after every range already given
+# out (useradd may have allocated one already; either way it must overlap nobody else's).
+subid_range() {  # prints "start count" of $LEARNER in file $1, if any
+    awk -F: -v u="$LEARNER" '$1 == u { print $2, $3; exit }' "$1" 2>/dev/null || true
+}
+overlaps() {  # does $LEARNER's range in file $1 overlap another user's?
+    awk -F: -v u="$LEARNER" '
+        { s[NR] = $2; e[NR] = $2 + $3; n[NR] = $1 }
+        $1 == u { ms = $2; me = $2 + $3 }
+        END { for (i in s) if (n[i] != u && s[i] < me && ms < e[i]) { print n[i]; exit } }' "$1"
+}
+touch /etc/subuid /etc/subgid
+if [ -z "$(subid_range /etc/subuid)" ] || [ -z "$(subid_range /etc/subgid)" ]; then
+    start=$(cat /etc/subuid /etc/subgid | awk -F: -v c=$SUBID_COUNT '
+        { end = $2 + $3; if (end > max) max = end }
+        END { if (max < 100000) max = 100000; print int((max + c - 1) / c) * c }')
+    for f in subuid subgid; do
+        [ -n "$(subid_range /etc/$f)" ] || usermod "--add-${f}s" "$start-$((start + SUBID_COUNT - 1))" "$LEARNER"
+    done
+    say "gave $LEARNER the subordinate ids $start-$((start + SUBID_COUNT - 1))"
+fi
+for f in /etc/subuid /etc/subgid; do
+    other=$(overlaps "$f")
+    [ -z "$other" ] || die "$LEARNER's range in $f overlaps $other's: edit $f so that ranges do not overlap"
+done
+
+# --- the learner's copy of the repository -----------------------------------------------------
+DEST=$HOME_DIR/cloud-native-labs
+runuser -u "$LEARNER" -- mkdir -p "$DEST"
+find "$DEST" -mindepth 1 -maxdepth 1 ! -name .venv ! -name build -exec rm -rf {} +
+tar -C "$REPO" -c --exclude=./.venv --exclude=./build --exclude=./.git --exclude=.pytest_cache \
+    --exclude=__pycache__ --exclude='*.egg-info' --exclude=.ipynb_checkpoints . \
+    | runuser -u "$LEARNER" -- tar -C "$DEST" -x --no-same-owner
+say "copied $REPO to $DEST (without .venv, build and .git)"
+
+# --- the venv, with the distribution's Python -------------------------------------------------
+VENV=$DEST/.venv
+# The learner gets a clean environment: only what says which engine to use and how this machine
+# reaches the package index (proxies, CA certificates, pip/uv settings), as a user's shell would have.
+KEEP=()
+for name in $(compgen -e); do
+    case $name in
+        DOCKER_HOST|LABKIT_OFFLINE|CI|TZ|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|PIP_*|UV_*|\
+        http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|all_proxy)
+            KEEP+=("$name=${!name}") ;;
+    esac
+done
+as_learner() {
+    runuser -u "$LEARNER" -- env -i HOME="$HOME_DIR" USER="$LEARNER" LOGNAME="$LEARNER" SHELL=/bin/bash \
+        LANG=C.UTF-8 PATH="$VENV/bin:$HOME_DIR/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        "${KEEP[@]}" "$@"
+}
+t0=$(now)
+python_id=$("$PYTHON" -c 'import sys; print(sys.executable, sys.version)')
+if [ "$(cat "$VENV/.labkit-learner-python" 2>/dev/null)" != "$python_id" ]; then
+    rm -rf "$VENV"  # another Python (or none yet): a venv cannot switch interpreters
+fi
+if [ -f "$DEST/requirements.lock" ] && grep -q '^PYTHON ?=' "$DEST/Makefile"; then
+    # what a learner types: the host check, then the locked environment (--require-hashes)
+    say "as $LEARNER: make setup PYTHON=$PYTHON (installs requirements.lock with its hashes)"
+    as_learner make -C "$DEST" --no-print-directory setup PYTHON="$PYTHON"
+else
+    stamp=$(sha256sum "$DEST/pyproject.toml" | cut -c1-16)
+    if [ "$(cat "$VENV/.labkit-learner-installed" 2>/dev/null)" != "$stamp" ]; then
+        say "as $LEARNER: pip install -e '.[lab,test]' (no requirements.lock in this checkout)"
+        [ -x "$VENV/bin/python" ] || as_learner "$PYTHON" -m venv "$VENV"
+        as_learner sh -c "cd '$DEST' && pip install -q -e '.[lab,test]'"
+        echo "$stamp" | runuser -u "$LEARNER" -- tee "$VENV/.labkit-learner-installed" >/dev/null
+    fi
+fi
+echo "$python_id" | runuser -u "$LEARNER" -- tee "$VENV/.labkit-learner-python" >/dev/null
+say "venv ready with $("$VENV/bin/python" -V) in $(since "$t0") s"
+
+# --- as the learner: doctor, then verify ------------------------------------------------------
+say "running as $(id "$LEARNER") against ${DOCKER_HOST:-unix:///var/run/docker.sock}"
+if ! as_learner sh -c "cd '$DEST' && labkit doctor"; then
+    say "labkit doctor says this user's set-up is not ready (see the fixes above): not running the notebooks" >&2
+    exit 1
+fi
+t1=$(now)
+rc=0
+as_learner sh -c "cd '$DEST' && labkit verify --out '$DEST/build/verify' \"\$@\"" verify "$@" || rc=$?
+say "verify took $(since "$t1") s"
+mkdir -p "$REPO/build/as-learner"
+cp -r "$DEST/build/verify/." "$REPO/build/as-learner/" 2>/dev/null || true
+say "verify report: $DEST/build/verify/report.html (copied to $REPO/build/as-learner/report.html)"
+exit $rc
