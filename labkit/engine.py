@@ -9,16 +9,21 @@ import os
 import pwd
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
+import requests
 
 from .display import Renderable, Stack, callout, human_bytes, table
-from .errors import BuildKitUnavailable, DaemonUnavailable, LabkitError
+from .errors import BuildKitUnavailable, DaemonUnavailable, EngineRestarted, EngineStopped, LabkitError
 
 PING_TIMEOUT = 5  # seconds: nothing that talks to a stopped daemon may hang longer
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -75,12 +80,91 @@ def unix_socket(daemon_url: str, who: str) -> str:
     return daemon_url[len("unix://"):]
 
 
+def engine_process(base_url: str) -> tuple[int, str] | None:
+    """(pid, start time) of the process serving a local unix socket (SO_PEERCRED), None when
+    unknown (not a unix socket, nobody listening, a pid outside this pid namespace)."""
+    if not base_url.startswith("unix://"):
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        try:
+            sock.connect(base_url[len("unix://"):])
+            pid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+        except OSError:
+            return None
+    if pid <= 0:
+        return None
+    try:
+        return pid, Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc)
+    if "No such file" in text or "FileNotFound" in text:
+        return "its socket is gone"
+    if "refused" in text:
+        return "connection refused"
+    return "the connection broke off"
+
+
+class EngineWatch:
+    """Sits between a client and its engine, so that the next call after the engine went away says so
+    (a LabkitError with a hint) instead of a requests traceback: EngineStopped while it does not answer,
+    EngineRestarted (once) when another engine process answers than before. A restart is noticed
+    through the socket's peer process (local unix sockets), checked at most every CHECK_EVERY seconds."""
+
+    CHECK_EVERY = 1.0
+
+    def __init__(self, cli: docker.DockerClient, base_url: str) -> None:
+        self.base_url = base_url
+        self.engine: tuple[int, str] | None = None  # the engine process last seen answering
+        self.answered = False  # the engine answered at least once: a failure now means it went away
+        self.lost = False  # EngineStopped was raised; the engine's next answer is expected to be a new one
+        self.checked = 0.0
+        self._lock = threading.Lock()
+        self._send = cli.api.send
+        cli.api.send = self.send  # every request of the docker SDK goes through requests' Session.send
+
+    def _same_engine(self) -> None:
+        with self._lock:
+            if self.lost or not self.answered or time.monotonic() - self.checked < self.CHECK_EVERY:
+                return
+            self.checked = time.monotonic()
+            now = engine_process(self.base_url)
+            if now is None or now == self.engine:
+                return
+            before, self.engine = self.engine, now
+        if before is not None:
+            raise EngineRestarted(f"The Docker engine at {self.base_url} restarted in the middle of this session "
+                                  f"(another engine process answers now): the containers this notebook started "
+                                  f"before were stopped by the restart.")
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self._same_engine()
+        try:
+            response = self._send(request, **kwargs)
+        except requests.exceptions.ConnectionError as exc:
+            if not self.answered:
+                raise  # never answered: client() and ping() say DaemonUnavailable with how to start one
+            self.lost = True
+            raise EngineStopped(f"The Docker engine at {self.base_url} stopped answering in the middle of this "
+                                f"session ({_why(exc)}): it was stopped, or it crashed or is restarting.") from None
+        if self.lost or not self.answered:
+            with self._lock:
+                self.answered, self.lost = True, False
+                self.engine, self.checked = engine_process(self.base_url), time.monotonic()
+        return response
+
+
 @functools.lru_cache(maxsize=None)
 def _client_for(base_url: str) -> docker.DockerClient:
     # The constructor negotiates the API version with a request of its own: keep that short,
     # then allow long operations (pulls, imports, builds).
     cli = docker.DockerClient(base_url=base_url, timeout=PING_TIMEOUT)
     cli.api.timeout = 600
+    EngineWatch(cli, base_url)
     return cli
 
 
@@ -103,6 +187,8 @@ def client(check: bool = True) -> docker.DockerClient:
 def ping(cli: docker.DockerClient, base_url: str = "", how: str = "") -> None:
     try:
         cli.api.get(cli.api._url("/_ping"), timeout=PING_TIMEOUT).raise_for_status()
+    except LabkitError:  # EngineStopped/EngineRestarted: it answered earlier in this session, say so
+        raise
     except Exception as exc:  # requests and docker raise a dozen kinds; all mean "not reachable"
         where = f" at {base_url} ({how})" if base_url else ""
         raise DaemonUnavailable(f"The Docker engine{where} does not answer: {type(exc).__name__}.") from None

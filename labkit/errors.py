@@ -36,6 +36,22 @@ class DaemonUnavailable(LabkitError):
     default_hint = "Start the Docker engine (`make setup` or `sudo scripts/setup-host.sh`), then retry."
 
 
+class EngineStopped(DaemonUnavailable):
+    """The engine answered earlier in this session and does not any more (stopped, crashed, restarting)."""
+
+    default_hint = ("Start the engine again if it does not come back by itself (`labkit doctor` says whether it "
+                    "answers and how to start it), then re-run this notebook from the top (Kernel > Restart Kernel "
+                    "and Run All Cells). `lab.cleanup()` removes this session's leftovers once the engine is back.")
+
+
+class EngineRestarted(EngineStopped):
+    """Another engine process answers than the one this session talked to: it restarted in between."""
+
+    default_hint = ("Re-run this notebook from the top (Kernel > Restart Kernel and Run All Cells): what it "
+                    "started before the restart is stopped or gone. `lab.cleanup()` removes this session's "
+                    "leftovers; `labkit doctor` checks the engine.")
+
+
 class BuildKitUnavailable(LabkitError):
     default_hint = ("Install the buildx plugin, or a docker CLI older than 23 "
                     "(e.g. Debian's docker.io 20.10) that honours DOCKER_BUILDKIT=1.")

@@ -6,12 +6,14 @@ in /proc (state Z). Here the kernel runs under a parent that never reaps it."""
 from __future__ import annotations
 
 import os
+import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from labkit.cleanup import remove_session, state_dir
 
@@ -45,12 +47,25 @@ def _containers(client, session):
     return client.containers.list(all=True, filters={"label": f"labkit.session={session}"})
 
 
-def test_watchdog_cleans_up_after_a_sigkilled_kernel_that_stays_a_zombie(docker_client):
+def _lines(proc: subprocess.Popen, n: int, log: Path, timeout: float = 60) -> dict[str, str]:
+    """The first n "key value" lines the process prints (no waiting forever if it failed)."""
+    lines: dict[str, str] = {}
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while len(lines) < n:
+            assert sel.select(timeout), f"no output within {timeout} s; its stderr:\n{log.read_text()[-2000:]}"
+            key, _, value = proc.stdout.readline().strip().partition(" ")
+            lines[key] = value
+    return lines
+
+
+def test_watchdog_cleans_up_after_a_sigkilled_kernel_that_stays_a_zombie(docker_client, tmp_path):
+    log = tmp_path / "kernel.log"
     parent = subprocess.Popen([sys.executable, "-c", PARENT, KERNEL], stdout=subprocess.PIPE, text=True,
-                              start_new_session=True)
+                              stderr=open(log, "w"), start_new_session=True)
     session = None
     try:
-        lines = dict(parent.stdout.readline().split() for _ in range(2))
+        lines = _lines(parent, 2, log)
         kernel, session = int(lines["kernel"]), lines["session"]
         assert len(_containers(docker_client, session)) == 1
         os.kill(kernel, signal.SIGKILL)
