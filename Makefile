@@ -7,12 +7,14 @@ LAB_ARGS ?=
 # The Python environment is installed from requirements.lock (every package pinned, with hashes).
 # PYTHON: the interpreter the venv is made from (remove .venv to switch an existing one).
 # INSTALLER=uv (default: fast) or INSTALLER=pip (plain pip, the same lock).
-# UV: the uv binary; by default a pinned uv bootstrapped into the venv with pip, so every machine
+# UV: the uv binary; by default a pinned uv bootstrapped with the venv's pip into $(VENV)/uv-VERSION
+# (outside site-packages: `uv pip sync` removes what the lock does not list), so every machine
 # installs with the same uv. `make setup UV=uv` uses the one on your PATH instead.
 PYTHON ?= python3
 INSTALLER ?= uv
 UV_VERSION ?= 0.13.9
-UV ?= $(VENV)/bin/uv
+UV_HOME := $(VENV)/uv-$(UV_VERSION)
+UV ?= $(UV_HOME)/bin/uv
 LOCK_ARGS ?=
 # uv trusts the machine's certificate store, as pip does through its configuration (uv's own default is
 # a built-in list, which fails behind a proxy with its own certificate authority).
@@ -36,19 +38,19 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # uv pinned, installed with the venv's pip (a venv made by `uv venv` has none: ensurepip first).
-$(VENV)/bin/uv: | $(PY)
-	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
-	$(PY) -m pip install -q uv==$(UV_VERSION)
+$(UV_HOME)/bin/uv: | $(PY)
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null
+	$(PY) -m pip install -q --target $(UV_HOME) uv==$(UV_VERSION)
 
 # Exactly the lock (sync also removes what the lock does not list), then labkit itself, editable.
 ifeq ($(INSTALLER),pip)
 $(VENV)/.installed: requirements.lock pyproject.toml | $(PY)
-	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip -q
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PY) -m ensurepip >/dev/null
 	$(PY) -m pip install -q --require-hashes -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 else
-$(VENV)/.installed: requirements.lock pyproject.toml | $(PY) $(filter $(VENV)/bin/uv,$(UV))
+$(VENV)/.installed: requirements.lock pyproject.toml | $(PY) $(filter $(UV_HOME)/bin/uv,$(UV))
 	$(UV) pip sync --python $(PY) --require-hashes requirements.lock
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $@
@@ -79,6 +81,6 @@ notebooks: prepare
 
 # Re-resolve requirements.lock for every Python the project supports (requires-python >= 3.10),
 # with hashes. Needs the package index. Keeps existing pins unless LOCK_ARGS=--upgrade.
-lock: | $(filter $(VENV)/bin/uv,$(UV))
+lock: | $(filter $(UV_HOME)/bin/uv,$(UV))
 	$(UV) pip compile pyproject.toml --extra lab --extra test --universal --python-version 3.10 \
 	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS) -o requirements.lock
