@@ -14,12 +14,23 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from . import engine
+    from . import engine, rootless
+    from .display import table
     caps = engine.probe()
+    # notebooks 06, 09 and 11 run a rootless engine / buildah as an unprivileged user: the lab user
+    # when you are root, else you; what that needs (all of it set up once, by root) is optional
+    user = rootless.engine_user()
+    needs = rootless.requirements(user)
     if args.json:
-        print(json.dumps(caps.to_json(), indent=2))
+        print(json.dumps({**caps.to_json(), "rootless": {"user": user, "checks": [
+            {"item": w, "status": "ok" if ok else "missing", "fix": "" if ok else fix} for w, ok, fix in needs]}},
+            indent=2))
     else:
         print(caps.text())
+        print()
+        print(table(["item", "status", "fix"], [(w, "ok" if ok else "optional", "" if ok else fix) for w, ok, fix in needs],
+                    title=f"Rootless engine and unprivileged builds as {user} (notebooks 06, 09, 11)",
+                    status_column="status").text())
     return 0 if caps.ok else 1
 
 

@@ -4,6 +4,7 @@ and the user is faked (the real run as a user outside the group is in tests/inte
 from __future__ import annotations
 
 import grp
+import json
 import os
 import socket
 
@@ -103,3 +104,20 @@ def test_root_fixes_say_sudo_only_for_a_normal_user(monkeypatch):
 def test_tcp_and_ssh_engines_have_no_socket_to_check():
     assert engine.socket_access("tcp://127.0.0.1:2375") is None
     assert engine.socket_access("ssh://user@host") is None
+
+
+def test_doctor_lists_what_the_rootless_notebooks_need_as_this_user(monkeypatch, capsys):
+    from labkit import cli, rootless
+    monkeypatch.setattr(engine, "probe", lambda: engine.Capabilities(daemon="tcp://127.0.0.1:2375"))
+    monkeypatch.setattr(rootless, "engine_user", lambda: "alice")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(rootless, "_subid_ranges", lambda path: [("labkit-rootless", 1000000, 65536)])
+    assert cli.main(["doctor"]) == 1  # no engine: not ready, whatever the rootless part says
+    out = capsys.readouterr().out
+    assert "as alice (notebooks 06, 09, 11)" in out
+    assert ("`sudo usermod --add-subuids 1114112-1179647 --add-subgids 1114112-1179647 alice` "
+            "(a range no other user has)") in out  # after labkit-rootless's 1000000-1065535
+    assert cli.main(["doctor", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["rootless"]["user"] == "alice"
+    assert {c["item"]: c["status"] for c in data["rootless"]["checks"]}["/etc/subuid and /etc/subgid ranges for alice"] == "missing"
