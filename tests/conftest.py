@@ -54,6 +54,11 @@ def nothing_left_behind(request):
         left = cli.containers.list(all=True, filters={"label": "labkit.session"})
     except Exception:
         return
+    # Only this run's: a session owned by this process or by a process that is gone (its kernels,
+    # `labkit verify` children). Another learner's live session on the same engine is not ours to judge.
+    from labkit.cleanup import OWNER_LABEL, owner_alive, owner_id
+    me = owner_id()
+    left = [c for c in left if c.labels.get(OWNER_LABEL) == me or owner_alive(c.labels.get(OWNER_LABEL, "")) is False]
     names = [c.name for c in left]
     for c in left:
         c.remove(force=True)
