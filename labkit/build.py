@@ -4,6 +4,7 @@ Every build returns a `BuildReport`: its steps with stage, cache hit and timing,
 as a timeline."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import json
@@ -516,6 +517,18 @@ class _Gate:
 
 
 _GATES: dict[str, _Gate] = {}
+
+
+@contextlib.contextmanager
+def exclusive(lab: "Lab") -> Iterator[None]:
+    """Builds of other sessions on this engine wait until the block ends (this session's own builds
+    still run, side by side): a measurement that needs the machine to itself."""
+    gate = _gate(lab.daemon_url)
+    gate.acquire()
+    try:
+        yield
+    finally:
+        gate.release()
 
 
 def _gate(daemon_url: str) -> _Gate:

@@ -129,6 +129,12 @@ class Lab(Renderable):
         from . import build
         return build.build(self, tag, dockerfile, **kwargs)
 
+    def exclusive_builds(self):
+        """`with lab.exclusive_builds():` other sessions' builds on this engine wait until the block
+        ends (for measurements that need the machine to themselves)."""
+        from . import build
+        return build.exclusive(self)
+
     def ssh_agent(self):
         """A throwaway ssh-agent with one fresh key, for `lab.build(..., ssh=agent)`."""
         from . import build
