@@ -4,7 +4,7 @@ from .containers import Container, Exec, Http, LogLine, RunResult, TcpPort
 from .display import Callout, Chart, Stack, Table, callout, human_bytes, seconds, stable, table, volatile
 from .engine import Capabilities, doctor
 from .errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTimeout, DaemonUnavailable,
-                     ImageMissing, InsufficientDisk, LabkitError, LabSkipped, ReadinessTimeout, RecipeFailed,
+                     EngineRestarted, EngineStopped, ImageMissing, InsufficientDisk, LabkitError, LabSkipped, ReadinessTimeout, RecipeFailed,
                      UnknownImage)
 from .images import ImageSpec, prepare
 from .cleanup import CleanupReport, clean
@@ -26,6 +26,8 @@ __all__ = [
     "CommandTimeout",
     "Container",
     "DaemonUnavailable",
+    "EngineRestarted",
+    "EngineStopped",
     "Exec",
     "Http",
     "ImageMissing",
