@@ -98,10 +98,39 @@ def test_wipe_removes_only_this_sessions_images_and_cache(lab, docker_client):
         lab.build("mine", f"FROM labkit/busybox\nRUN echo mine {marker} > /m\n")
         report = lab.wipe_builds()
         after = {r["ID"] for r in build_cache_records(docker_client)}
-        assert report.removed["images"] == 1 and report.removed["build cache records"] >= 1
+        # the image, and the session's own copy of its base (labkit.build.salted_base)
+        assert report.removed["images"] == 2 and report.removed["build cache records"] >= 1
         assert before <= after  # every record that existed before this session's build is still there
         docker_client.images.get(f"foreign-{marker}")
         with pytest.raises(docker.errors.ImageNotFound):
             docker_client.images.get(lab.name("mine"))
     finally:
         docker_client.images.remove(f"foreign-{marker}", force=True)
+
+
+def test_each_session_builds_on_its_own_copy_of_the_base(lab, docker_client):
+    """A session never gets build cache another session made (with salt=False it does, as plain
+    `docker build` would); the copy of the base is the session's, shown under the real base's name."""
+    marker = os.urandom(4).hex()
+    dockerfile = f"FROM labkit/busybox\nWORKDIR /w-{marker}\nRUN echo {marker} > f\n"
+    other = labkit.Lab("test")
+    try:
+        theirs = other.build("same", dockerfile)
+        mine = lab.build("same", dockerfile)
+        again = lab.build("same", dockerfile)
+        assert len(theirs.ran) == len(mine.ran) == 2 and not mine.cached  # WORKDIR too: nothing shared
+        assert len(again.cached) == 2 and not again.ran
+        assert mine.step("FROM").instruction == "FROM docker.io/labkit/busybox" and "base-labkit" not in mine.log
+        copy = docker_client.images.get(lab.name("base-labkit-busybox"))
+        base = docker_client.images.get("labkit/busybox:latest")
+        assert copy.id != base.id and len(copy.attrs["RootFS"]["Layers"]) == 1
+        assert copy.attrs["Size"] == base.attrs["Size"]  # the same files
+        shared_first = other.build("shared", dockerfile, salt=False)
+        shared_second = lab.build("shared", dockerfile, salt=False)
+        assert len(shared_first.ran) == 2 and len(shared_second.cached) == 2 and not shared_second.ran
+    finally:
+        other.cleanup()
+    lab.cleanup()
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(lab.name("base-labkit-busybox"))
+    docker_client.images.get("labkit/busybox:latest")
