@@ -342,6 +342,16 @@ def _may_open(path: str) -> bool:
     return os.access(path, os.R_OK | os.W_OK)
 
 
+def _may_search(directory: str) -> bool:
+    return os.access(directory, os.X_OK)
+
+
+def _parents(directory: str) -> list[str]:
+    """/a/b/c -> [/a, /a/b, /a/b/c]: the directories a path goes through, outermost first."""
+    parts = Path(directory).parts
+    return [str(Path(*parts[:i])) for i in range(2, len(parts) + 1)]
+
+
 def _group_members(gid: int) -> set[str]:
     """Users the group database puts in group `gid` (as secondary or primary group)."""
     try:
@@ -364,8 +374,13 @@ class SocketAccess:
     gid: int = -1
     member: bool = False  # the group database lists the user in that group
     in_session: bool = False  # ...and this process already has the group
+    closed_dir: str = ""  # a directory on the way to the socket that this user may not enter
 
     def fix(self) -> str:
+        if self.closed_dir:
+            return (f"You ({self.user}) cannot reach {self.path}: the directory {self.closed_dir} on the way is closed "
+                    f"to you. Let others through it (needs root, once): `sudo chmod o+x {self.closed_dir}`; the "
+                    "socket's own group then decides who may use the engine.")
         if not self.exists:
             return (f"No engine listens at {self.path}. Starting one needs root, once: "
                     f"`{as_root(SETUP_HOST)}` (Debian/Ubuntu: installs and starts docker.io), or start Docker Desktop.")
@@ -392,6 +407,10 @@ def socket_access(daemon_url: str) -> SocketAccess | None:
     user, uid, gids = _current_user()
     try:
         st = os.stat(path)
+    except PermissionError:  # a directory on the way is closed (e.g. made by mktemp -d, mode 700)
+        parent = os.path.dirname(path)
+        closed = next((d for d in _parents(parent) if os.path.isdir(d) and not _may_search(d)), parent)
+        return SocketAccess(path, True, False, user, uid, closed_dir=closed)
     except OSError:
         return SocketAccess(path, False, False, user, uid)
     try:
@@ -439,10 +458,13 @@ class Capabilities(Renderable):
             rows.append((item, value, "ok" if ok else ("missing" if required else "optional"), required,
                          "" if ok else fix))
 
-        denied = self.socket is not None and self.socket.exists and not self.socket.allowed
-        add("Docker engine", f"{self.daemon_version} at {self.daemon}" if self.reachable else
-            (f"{self.daemon}: permission denied (socket group {self.socket.group})" if denied and self.socket
-             else self.daemon), self.reachable, True, self._engine_fix())
+        sock = self.socket
+        value = f"{self.daemon_version} at {self.daemon}" if self.reachable else self.daemon
+        if not self.reachable and sock is not None and sock.closed_dir:
+            value = f"{self.daemon}: permission denied ({sock.closed_dir} is closed to you)"
+        elif not self.reachable and sock is not None and sock.exists and not sock.allowed:
+            value = f"{self.daemon}: permission denied (socket group {sock.group})"
+        add("Docker engine", value, self.reachable, True, self._engine_fix())
         if self.reachable:
             add("API version", self.api_version, True, True, "")
             add("cgroups", f"v{self.cgroup_version}", True, True, "")

@@ -56,6 +56,19 @@ fi
 HOME_DIR=$(getent passwd "$LEARNER" | cut -d: -f6)
 [ -d "$HOME_DIR" ] || install -d -m 0750 -o "$LEARNER" -g "$LEARNER" "$HOME_DIR"
 
+# The socket's group decides who may use the engine only if the learner can reach the socket: a
+# private engine's directory made by `mktemp -d` (mode 700, root's) stops everybody else on the way.
+# Root's directories on that path are opened for traversal only (o+x: nothing becomes listable).
+if [ -n "$GROUP" ] && ! runuser -u "$LEARNER" -- test -e "$SOCKET" 2>/dev/null; then
+    d=$(dirname "$SOCKET")
+    while [ "$d" != / ]; do
+        if [ "$(stat -c %u "$d")" = 0 ] && ! runuser -u "$LEARNER" -- test -x "$d"; then
+            chmod o+x "$d" && say "opened $d for traversal (o+x) so that $LEARNER reaches $SOCKET"
+        fi
+        d=$(dirname "$d")
+    done
+fi
+
 # Subordinate ids for the rootless engine: one range of its own, after every range already given
 # out (useradd may have allocated one already; either way it must overlap nobody else's).
 subid_range() {  # prints "start count" of $LEARNER in file $1, if any

@@ -121,3 +121,21 @@ def test_doctor_lists_what_the_rootless_notebooks_need_as_this_user(monkeypatch,
     data = json.loads(capsys.readouterr().out)
     assert data["rootless"]["user"] == "alice"
     assert {c["item"]: c["status"] for c in data["rootless"]["checks"]}["/etc/subuid and /etc/subgid ranges for alice"] == "missing"
+
+
+def test_a_closed_directory_on_the_way_is_named_with_the_command(tmp_path, monkeypatch):
+    """CI's private engine lives in a `mktemp -d` directory (mode 700): its socket's group alone is not enough."""
+    closed = tmp_path / "labkit-ci-engine.x"
+    closed.mkdir()
+    as_learner(monkeypatch, groups=[])
+    monkeypatch.setattr(engine, "_may_search", lambda d: d != str(closed))
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith(str(closed) + "/"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", stat)
+    access = engine.socket_access(f"unix://{closed}/docker.sock")
+    assert access.closed_dir == str(closed) and not access.allowed
+    assert f"`sudo chmod o+x {closed}`" in access.fix()
