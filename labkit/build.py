@@ -435,11 +435,16 @@ def salt_dockerfile(lab: "Lab", dockerfile: str) -> tuple[str, dict[str, str]]:
     return _FROM.sub(swap, dockerfile), aliases
 
 
+def session_base(lab: "Lab", ref: str) -> str:
+    """The name of the session's own copy of the base `ref` (whether made yet or not)."""
+    repo, tag = _repo(ref), ref[len(_repo(ref)) + 1:]
+    return lab.name("base-" + re.sub(r"[^a-z0-9]+", "-", repo.lower()).strip("-")) + (f":{tag}" if tag else "")
+
+
 def salted_base(lab: "Lab", ref: str) -> str | None:
     """The session's copy of a local single-layer image `ref` (made on first use), or None when the
     image is missing (the build then reports it), large, or has more than one layer."""
-    repo, tag = _repo(ref), ref[len(_repo(ref)) + 1:]
-    copy = lab.name("base-" + re.sub(r"[^a-z0-9]+", "-", repo.lower()).strip("-")) + (f":{tag}" if tag else "")
+    copy, tag = session_base(lab, ref), ref[len(_repo(ref)) + 1:]
     try:
         lab.client.images.get(copy)
         return copy

@@ -31,9 +31,13 @@ class Exercise:
 
 
 EXERCISES: dict[tuple[str, str], Exercise] = {}
-LOG: list[dict[str, Any]] = []  # every check run in this process, in order (the notebook harness reads it)
-PHASE = "after-solution"  # the notebook harness sets "before-solution" around its injected pre-checks
+LISTENERS: list[Callable[["CheckResult"], None]] = []  # told of every check result (labkit verify, a roster)
 _loaded = False
+
+
+def subscribe(listener: Callable[["CheckResult"], None]) -> None:
+    """Call `listener` with every check result from now on, in this process."""
+    LISTENERS.append(listener)
 
 
 def exercise(lab: str, id: str, title: str, hint: str) -> Callable[[CheckFn], CheckFn]:
@@ -94,8 +98,9 @@ def run_check(lab: "Lab", exercise_id: str, **kwargs: Any) -> CheckResult:
     except LabkitError as exc:  # e.g. a container that does not exist: a fail that says what is missing
         passed, message = False, exc.message
     result = CheckResult(lab.topic, exercise_id, ex.title, bool(passed), message, ex.hint)
-    LOG.append({"lab": lab.topic, "exercise": exercise_id, "passed": result.passed, "phase": PHASE})
     record(lab.topic, exercise_id, result.passed)
+    for listener in LISTENERS:
+        listener(result)
     return result
 
 

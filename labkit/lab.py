@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import docker
 
@@ -22,7 +22,12 @@ from .cleanup import (LAB_LABEL, OWNER_LABEL, SESSION_LABEL, CleanupReport, _pru
                       owner_id, remove_images, remove_session, state_dir)
 from .errors import UnknownImage
 
-CREATED: list[tuple[str, list[str]]] = []  # (topic, images) of every Lab made in this process (labkit verify reads it)
+LISTENERS: list[Callable[["Lab"], None]] = []  # told of every new Lab (labkit verify lists the images used)
+
+
+def subscribe(listener: Callable[["Lab"], None]) -> None:
+    """Call `listener` with every Lab made from now on, in this process."""
+    LISTENERS.append(listener)
 
 
 # --- the session ---------------------------------------------------------------------------
@@ -39,7 +44,8 @@ class Lab(Renderable):
         self.rootless = False
         self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
         self.images = [self._image_name(i) for i in images]
-        CREATED.append((topic, list(self.images)))
+        for listener in LISTENERS:
+            listener(self)
         self._caps: engine.Capabilities | None = None
         self._watchdog: subprocess.Popen | None = None
         self._children: list[subprocess.Popen] = []

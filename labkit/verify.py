@@ -33,25 +33,33 @@ def tags(cell) -> list[str]:
 
 
 def instrument(nb):
-    """A copy of each check cell before its solution, and a last cell that reports the check log,
-    the images the lab used and the kernel's peak memory."""
+    """A first cell that listens to check results and new labs, a copy of each check cell before
+    its solution, and a last cell that reports the checks, the images the labs used and the
+    kernel's peak memory."""
     import nbformat
     nb = copy.deepcopy(nb)
-    cells = []
+    listen = nbformat.v4.new_code_cell(
+        "import labkit.exercises as _lx, labkit.lab as _ll\n"
+        "_verify = {'phase': 'after-solution', 'checks': [], 'images': set()}\n"
+        "_lx.subscribe(lambda r: _verify['checks'].append({'lab': r.lab, 'exercise': r.exercise, "
+        "'passed': r.passed, 'phase': _verify['phase']}))\n"
+        "_ll.subscribe(lambda lab: _verify['images'].update(lab.images))")
+    listen.metadata["tags"] = ["verify-listen"]
+    cells = [listen]
     for i, cell in enumerate(nb.cells):
         if "solution" in tags(cell):
             check = next((c for c in nb.cells[i + 1:] if "check" in tags(c)), None)
             assert check is not None, f"solution cell {i} has no check cell after it"
-            pre = nbformat.v4.new_code_cell("import labkit.exercises as _lx\n_lx.PHASE = 'before-solution'\n"
-                                            + check.source + "\n_lx.PHASE = 'after-solution'")
+            pre = nbformat.v4.new_code_cell("_verify['phase'] = 'before-solution'\n"
+                                            + check.source + "\n_verify['phase'] = 'after-solution'")
             pre.metadata["tags"] = ["precheck"]
             cells.append(pre)
         cells.append(cell)
     # VmHWM, not getrusage's ru_maxrss: that one carries the parent's peak across fork and exec
     cells.append(nbformat.v4.new_code_cell(
-        "import json as _json, labkit.exercises as _lx, labkit.lab as _ll\n"
+        "import json as _json\n"
         "_hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
-        f"print({LOG_MARK!r} + _json.dumps({{'checks': _lx.LOG, 'images': sorted({{i for _, imgs in _ll.CREATED for i in imgs}}),"
+        f"print({LOG_MARK!r} + _json.dumps({{'checks': _verify['checks'], 'images': sorted(_verify['images']),"
         " 'peak_rss_kb': _hwm}))"))
     nb.cells = cells
     return nb
@@ -144,7 +152,7 @@ def verify_checks(original, log: list[dict], name: str) -> int:
 
 
 def verify_outputs(original, executed, name: str) -> None:
-    fresh = [c for c in executed.cells if not {"precheck", "injected-parameters"} & set(tags(c))][:-1]
+    fresh = [c for c in executed.cells if not {"precheck", "injected-parameters", "verify-listen"} & set(tags(c))][:-1]
     assert len(fresh) == len(original.cells)
     for i, (want, got) in enumerate(zip(original.cells, fresh)):
         if "nbval-check-output" in tags(want) and want.get("outputs"):

@@ -238,3 +238,15 @@ def test_every_check_cell_follows_a_solution():
                 assert pending <= 1, f"{path.name}: two solutions before one check"
                 pending = 0
         assert pending == 0, f"{path.name}: a solution without a check after it"
+
+
+def test_committed_checks_show_a_pass():
+    """A committed check output that says "Not yet" means the notebook was executed with a broken
+    check or solution: CI would then compare against the wrong output."""
+    import json
+    for path in NOTEBOOKS:
+        for cell in json.loads(path.read_text())["cells"]:
+            if "check" not in cell.get("metadata", {}).get("tags", []) or not cell.get("outputs"):
+                continue
+            text = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in cell["outputs"])
+            assert "Passed" in text, f"{path.name}: a committed check output does not pass:\n{text[:300]}"
