@@ -414,6 +414,7 @@ def _base_missing(steps: list[Step]) -> ImageMissing:
 # built is a cache hit for you. A session's builds start from its own copy of each small base: the
 # same files, one layer as before, but a layer digest of its own (the tar carries the session in a
 # pax header), so its cache is its own and a lab prints the same on a new engine and a warm one.
+_NATIVE = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 SALT_MAX_BYTES = 20_000_000  # copying a base costs about 0.1 s per MB: bigger bases are shared
 _FROM = re.compile(r"^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)(.*)$", re.IGNORECASE | re.MULTILINE)
 
@@ -456,6 +457,8 @@ def salted_base(lab: "Lab", ref: str) -> str | None:
         return None
     if len(image.attrs["RootFS"].get("Layers", [])) != 1 or image.attrs.get("Size", 0) > SALT_MAX_BYTES:
         return None
+    if image.attrs.get("Architecture") != _NATIVE.get(os.uname().machine, os.uname().machine):
+        return None  # `docker import` would record this machine's architecture instead of the image's
     saved = tarfile.open(fileobj=io.BytesIO(b"".join(image.save())))
     manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
     layer = tarfile.open(fileobj=saved.extractfile(manifest[0]["Layers"][0]))
