@@ -73,9 +73,11 @@ def _diff_text(task: str, diffs: Sequence[Mapping[str, Any]] | Mapping[str, Any]
     return "\n".join(out)
 
 
-def inventory(workdir: Path, hosts: Mapping[str, "Container"]) -> Path:
-    """An INI inventory: each host reached through the Docker API by its container's name."""
+def inventory(workdir: Path, hosts: Mapping[str, "Container"], daemon_url: str) -> Path:
+    """An INI inventory: each host reached through the Docker API by its container's name, on the
+    lab's engine (the docker_api connection does not read DOCKER_HOST: it needs the variable)."""
     lines = ["[servers]"] + [f"{name} ansible_connection=community.docker.docker_api ansible_host={c.name} "
+                             f"ansible_docker_docker_host={daemon_url} "
                              "ansible_python_interpreter=/usr/bin/python3" for name, c in hosts.items()]
     path = workdir / "inventory.ini"
     path.write_text("\n".join(lines) + "\n")
@@ -92,7 +94,7 @@ def ansible(lab: "Lab", workdir: str | os.PathLike, playbook: str | os.PathLike,
     env = {**os.environ, "DOCKER_HOST": lab.daemon_url, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_HOME": str(workdir / ".ansible"),
            "ANSIBLE_LOCAL_TEMP": str(workdir / ".ansible" / "tmp"), "ANSIBLE_RETRY_FILES_ENABLED": "0"}
-    cmd = [tool, "-i", str(inventory(workdir, hosts)), str(playbook)]
+    cmd = [tool, "-i", str(inventory(workdir, hosts, lab.daemon_url)), str(playbook)]
     if check:
         cmd += ["--check", "--diff"]
     if extra_vars:

@@ -6,16 +6,19 @@
 #   scripts/ci-engine.sh start DIR   start it (idempotent); prints `export DOCKER_HOST=unix://DIR/docker.sock`
 #   scripts/ci-engine.sh stop DIR    stop it and delete DIR (its images, containers and cache go with it)
 #
-# Its bridge is `labkit-ci0` on 10.213.0.0/24 (a subnet the machine's own engine does not use) and it
-# leaves iptables alone (--iptables=false): published ports still work on 127.0.0.1 through
-# docker-proxy, containers reach each other on their bridge, nothing leaves the machine.
+# Its bridge is `lkci-<hash of DIR>` on a 10.213.N.0/24 subnet (the machine's own engine does not use it) and it
+# does not manage iptables (--iptables=false): published ports still work on 127.0.0.1 through
+# docker-proxy; one FORWARD rule lets containers of its bridge reach each other (removed at stop);
+# no NAT, so nothing leaves the machine.
 set -euo pipefail
 
 cmd=${1:-}
 dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
-BRIDGE=${LABKIT_CI_BRIDGE:-labkit-ci0}
-SUBNET=${LABKIT_CI_SUBNET:-10.213.0.1/24}
+# bridge and subnet derive from DIR, so two private engines (two CI runs, a developer's and CI's) never share one
+key=$(printf '%s' "$(realpath -m "$dir")" | sha1sum | cut -c1-8)
+BRIDGE=${LABKIT_CI_BRIDGE:-lkci-$key}
+SUBNET=${LABKIT_CI_SUBNET:-10.213.$(( 0x${key:0:4} % 200 + 20 )).1/24}
 sock="$dir/docker.sock"
 
 say() { printf 'ci-engine: %s\n' "$*" >&2; }
@@ -31,6 +34,7 @@ stop() {
     fi
     # a managed containerd and its shims outlive a killed dockerd: end whatever runs from this exec root
     pkill -9 -f -- "$dir/exec" 2>/dev/null || true
+    while iptables -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do :; done
     if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
     if [ -d "$dir" ]; then
         # overlay mounts of containers that were still running when dockerd went
@@ -43,13 +47,18 @@ stop() {
 start() {
     [ "$(id -u)" = 0 ] || { say "a private engine needs root (it starts dockerd)"; exit 1; }
     command -v dockerd >/dev/null || { say "dockerd is not installed: run scripts/setup-host.sh first"; exit 1; }
-    if answers; then say "already answering on $sock"; echo "export DOCKER_HOST=unix://$sock"; return; fi
     mkdir -p "$dir/data" "$dir/exec"
     if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
         ip link add "$BRIDGE" type bridge
         ip addr add "$SUBNET" dev "$BRIDGE"
         ip link set "$BRIDGE" up
     fi
+    # Bridged traffic passes the host's FORWARD chain (br_netfilter), whose policy the machine's own
+    # engine sets to DROP: let containers of this bridge talk to each other, as Docker's ICC does.
+    if command -v iptables >/dev/null && ! iptables -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; then
+        iptables -I FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT
+    fi
+    if answers; then say "already answering on $sock"; echo "export DOCKER_HOST=unix://$sock"; return; fi
     start=$(date +%s.%N)
     setsid nohup dockerd --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/dockerd.pid" \
         -H "unix://$sock" --group docker --bridge "$BRIDGE" --iptables=false --ip-masq=false \
