@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +204,31 @@ def remove_session(cli: docker.DockerClient, session: str | None, include_images
         for pathfile in sorted(sdir.glob("path-*")):
             target = Path(pathfile.read_text())
             if target.exists():
-                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+                remove_path(target)
                 report.removed["paths"] += 1
             pathfile.unlink(missing_ok=True)
     return report
+
+
+def remove_path(target: Path) -> None:
+    """rm -rf that also works for a user who is not root: what a rootless engine or buildah leaves
+    (overlayfs work dirs of mode 000, read-only image directories) is the user's own, but rmtree
+    needs write and search permission on each directory, so give the owner those and retry."""
+    def allow_and_retry(func, path, _exc):
+        for p in {os.path.dirname(path), path}:
+            try:
+                if not os.path.islink(p):
+                    os.chmod(p, 0o700)
+            except OSError:
+                pass
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else func(path)
+        except OSError:
+            pass
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, **({"onexc": allow_and_retry} if sys.version_info >= (3, 12) else {"onerror": allow_and_retry}))
+    else:
+        target.unlink(missing_ok=True)
 
 
 def build_cache_records(cli: docker.DockerClient) -> list[dict]:

@@ -262,9 +262,10 @@ class Container(Renderable):
             stream, _ = self.model.get_archive(src)
         except docker.errors.NotFound:
             raise LabkitError(f"{src} does not exist in {self.name}.", "Check the path with container.exec('ls ...').") from None
+        from .inspect import safe_extract
         buf = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=buf) as tar:
-            tar.extractall(dest_dir, filter="data")
+            safe_extract(tar, dest_dir)  # tarfile's filter="data" needs Python 3.11.4+
             first = tar.getnames()[0]
         return Path(dest_dir) / first
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .containers import RunResult
-from .display import Stack, callout
+from .display import Stack, callout, volatile
 from .errors import LabkitError
+from .inspect import safe_extract
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -32,7 +33,7 @@ def export_rootfs(lab: "Lab", image: str) -> Path:
                 fh.write(chunk)
             fh.seek(0)
             with tarfile.open(fileobj=fh) as tar:
-                tar.extractall(target, filter="fully_trusted")  # device nodes and owners as in the image
+                safe_extract(tar, target, rootfs=True)  # owners, modes and links as in the image, nothing outside
     finally:
         container.remove(force=True)
     return target
@@ -45,7 +46,8 @@ class Handmade(RunResult):
     where: str = ""
 
     def _render(self):
-        return Stack([callout("info", "Hand-made container", f"chroot + unshare ran {self.where}."),
+        # where differs by user (root: on this machine; otherwise in a helper container): same words in stable mode
+        return Stack([callout("info", "Hand-made container", f"chroot + unshare ran {volatile(self.where, 'here')}."),
                       super()._render()])
 
 
@@ -66,9 +68,11 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
     # Not root here: the same commands inside a container that may create namespaces.
     result = lab.run("labkit/busybox", ["sh", "-c", f"unshare --pid --fork --uts --net --ipc --mount "
                                         f"--mount-proc=/rootfs/proc chroot /rootfs /bin/sh -c '{_quote(script)}'"],
-                     volumes={str(rootfs): {"bind": "/rootfs", "mode": "rw"}}, cap_add=["SYS_ADMIN"],
+                     # /rootfs/proc a mount point of its own: busybox's --mount-proc makes it private first
+                     volumes={str(rootfs): {"bind": "/rootfs", "mode": "rw"},
+                              str(rootfs / "proc"): {"bind": "/rootfs/proc", "mode": "rw"}}, cap_add=["SYS_ADMIN"],
                      security_opt=["seccomp=unconfined", "apparmor=unconfined"], timeout=timeout)
-    return Handmade(result.command, result.exit_code, result.stdout, result.stderr, result.duration,
+    return Handmade("unshare ... chroot ROOTFS /bin/sh -c ...", result.exit_code, result.stdout, result.stderr, result.duration,
                     "inside a helper container with CAP_SYS_ADMIN (you are not root here)")
 
 

@@ -131,13 +131,13 @@ class RootlessEngine(Renderable):
 
     def stop(self) -> None:
         """Kill the engine and every container it runs, and delete its data (cleanup does it too)."""
-        from .cleanup import kill_user_namespace
+        from .cleanup import kill_user_namespace, remove_path
         kill_user_namespace(self.userns)
         try:
             os.killpg(self.pid, 9)
         except (ProcessLookupError, PermissionError):
             pass
-        shutil.rmtree(self.home, ignore_errors=True)
+        remove_path(self.home)  # holds directories of mode 000 that a user who is not root must open first
 
 
 def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:

@@ -38,7 +38,7 @@ stop() {
     if ip link show "$BRIDGE" >/dev/null 2>&1; then ip link delete "$BRIDGE" 2>/dev/null || true; fi
     if [ -d "$dir" ]; then
         # overlay mounts of containers that were still running when dockerd went
-        grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+        { grep -o " $dir/[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
         rm -rf "$dir"
     fi
     say "stopped and deleted $dir"
@@ -48,6 +48,7 @@ start() {
     [ "$(id -u)" = 0 ] || { say "a private engine needs root (it starts dockerd)"; exit 1; }
     command -v dockerd >/dev/null || { say "dockerd is not installed: run scripts/setup-host.sh first"; exit 1; }
     mkdir -p "$dir/data" "$dir/exec"
+    chmod 711 "$dir"  # mktemp made it 700: the socket's group alone decides who may use the engine
     if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
         ip link add "$BRIDGE" type bridge
         ip addr add "$SUBNET" dev "$BRIDGE"
