@@ -1,13 +1,15 @@
 """labkit: the helper library behind the Cloud-native labs notebooks."""
-from .build import BuildFailed, BuildReport, SSHAgent, Step
+from .buildlog import BuildFailed, BuildReport, Step
+from .hosttools import SSHAgent
 from .containers import Container, Exec, Http, LogLine, RunResult, TcpPort
-from .display import Callout, Chart, Stack, Table, callout, human_bytes, seconds, stable, table, volatile
-from .engine import Capabilities, doctor
-from .errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTimeout, DaemonUnavailable,
-                     EngineRestarted, EngineStopped, ImageMissing, InsufficientDisk, LabkitError, LabSkipped, ReadinessTimeout, RecipeFailed,
-                     UnknownImage)
+from .core.render import Callout, Chart, Stack, Table, callout, human_bytes, seconds, stable, table, volatile
+from .core.capabilities import Capabilities, doctor
+from .core.errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTimeout, DaemonUnavailable,
+                          EngineRestarted, EngineStopped, ImageMissing, InsufficientDisk, LabkitError, LabSkipped,
+                          ReadinessTimeout, RecipeFailed, UnknownImage)
 from .images import ImageSpec, prepare
-from .cleanup import CleanupReport, clean
+from .core.reaper import CleanupReport
+from .core.session import Session
 from .lab import Lab
 from .registry import Registry, RegistryUnavailable
 
@@ -43,13 +45,13 @@ __all__ = [
     "RegistryUnavailable",
     "RunResult",
     "SSHAgent",
+    "Session",
     "Stack",
     "Step",
     "Table",
     "TcpPort",
     "UnknownImage",
     "callout",
-    "clean",
     "doctor",
     "human_bytes",
     "prepare",

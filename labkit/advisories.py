@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from univers.versions import AlpineLinuxVersion, DebianVersion, InvalidVersion, PypiVersion, Version
 
-from .errors import LabkitError
+from .core.errors import LabkitError
 
 SNAPSHOT = Path(__file__).parent / "data" / "osv"
 VERSIONS: dict[str, type[Version]] = {"PyPI": PypiVersion, "Debian": DebianVersion, "Alpine": AlpineLinuxVersion}
@@ -131,7 +131,7 @@ def query_online(packages: Iterable[Any], timeout: float = 10) -> list[Advisory]
 
 def explain(packages: Iterable[Any], snapshot: list[Advisory]):
     """Every (package, advisory) pair with the same name: the ranges and the verdict, one row each."""
-    from .display import table
+    from .core.render import table
     rows = []
     for a in snapshot:
         base = a.ecosystem.split(":")[0]

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from .build import BuildReport, _prepare_context
-from .display import Renderable, callout, human_bytes, seconds, short_name, table, volatile
-from .engine import as_root, find_tool, socket_access
-from .errors import CommandFailed, LabSkipped
-from .inspect import save_image
+from .buildlog import BuildReport
+from .builds import prepare_context
+from .core.render import Renderable, callout, human_bytes, seconds, short_name, table, volatile
+from .core.capabilities import as_root, socket_access
+from .core.engine import find_tool
+from .core.errors import CommandFailed, LabSkipped
+from .archive import save_image
 from .rootless import LAB_USER, requirements
 
 if TYPE_CHECKING:
@@ -118,7 +120,7 @@ class Buildah:
     def build(self, tag: str, dockerfile: str, files: Mapping[str, str | bytes] | None = None,
               timestamp: int | None = None, build_args: Mapping[str, str] | None = None) -> BuilderRun:
         ctx_dir = Path(tempfile.mkdtemp(dir=self.home))
-        ctx, df = _prepare_context(ctx_dir, self.base_archives(dockerfile), None, files)
+        ctx, df = prepare_context(ctx_dir, self.base_archives(dockerfile), None, files)
         self._own(ctx_dir)
         args = ["bud", "--isolation", "chroot", "--layers", "--no-cache", "-q", "-f", str(df), "-t", tag]
         for k, v in self.lab.labels.items():  # so the copy in the Docker engine (to_docker) is removed at cleanup

@@ -22,10 +22,11 @@ from typing import Iterable
 
 import docker
 
-from . import engine, images
-from .display import Renderable, human_bytes, seconds, table
-from .errors import ImageMissing, InsufficientDisk, LabkitError
-from .inspect import save_image
+from .core import engine
+from . import images
+from .core.render import Renderable, human_bytes, seconds, table
+from .core.errors import ImageMissing, InsufficientDisk, LabkitError
+from .archive import save_image
 
 MANIFEST = "bundle.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +130,7 @@ def _sha256(path: Path) -> str:
 
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
-    from .display import stable
+    from .core.render import stable
     return tqdm(total=total, desc=desc, unit="item", disable=stable())
 
 

@@ -8,15 +8,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import LabkitError
+from .core.errors import LabkitError
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from . import engine, rootless
-    from .display import table
-    caps = engine.probe()
+    from .core import capabilities
+    from . import rootless
+    from .core.render import table
+    caps = capabilities.probe()
     # notebooks 06, 09 and 11 run a rootless engine / buildah as an unprivileged user: the lab user
     # when you are root, else you; what that needs (all of it set up once, by root) is optional
     user = rootless.engine_user()
@@ -48,8 +49,13 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from .cleanup import clean
-    report = clean(all_sessions=args.all, include_images=args.images)
+    from . import buildcache  # noqa: F401  (registers the build cache kind of tracked resource)
+    from . import images
+    from .core import engine, reaper
+    cli = engine.client()
+    report = reaper.clean(cli, all_sessions=args.all)
+    if args.images:
+        report.removed["images"] += reaper.remove_images(cli, {"label": images.CATALOG_LABEL})
     print(report.text())
     return 0
 

@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import engine
-from .display import Renderable, Stack, callout, table, volatile
-from .errors import LabkitError
+from .core import engine
+from .core.render import Renderable, Stack, callout, table, volatile
+from .core.errors import LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab

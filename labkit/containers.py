@@ -10,15 +10,13 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import docker
 
-from .display import Renderable, Stack, callout, seconds, short_name, table, volatile
-from .errors import CommandFailed, CommandTimeout, ImageMissing, LabkitError, ReadinessTimeout
-
-if TYPE_CHECKING:
-    from .lab import Lab
+from .core.render import Renderable, Stack, callout, seconds, short_name, table, volatile
+from .core.session import Session
+from .core.errors import CommandFailed, CommandTimeout, ImageMissing, LabkitError, ReadinessTimeout
 
 LOOPBACK = "127.0.0.1"
 
@@ -70,12 +68,12 @@ def _loopback_ports(ports: dict[Any, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _create(lab: "Lab", image: str, command: Sequence[str] | str | None, **kwargs: Any):
+def _create(session: Session, image: str, command: Sequence[str] | str | None, **kwargs: Any):
     labels = dict(kwargs.pop("labels", None) or {})
-    labels.update(lab.labels)
+    labels.update(session.labels)
     kwargs["ports"] = _loopback_ports(kwargs.get("ports"))
     try:
-        return lab.client.containers.create(image, command, labels=labels, **kwargs)
+        return session.client.containers.create(image, command, labels=labels, **kwargs)
     except docker.errors.ImageNotFound:
         raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
     except docker.errors.APIError as exc:
@@ -83,11 +81,11 @@ def _create(lab: "Lab", image: str, command: Sequence[str] | str | None, **kwarg
                           "Check the options passed to run()/start().") from None
 
 
-def run(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, check: bool = False,
+def run(session: Session, image: str, command: Sequence[str] | str | None = None, *, check: bool = False,
         timeout: float | None = 300, **kwargs: Any) -> RunResult:
     """`docker run --rm`: run to completion, capture stdout and stderr apart, always remove."""
     start = time.monotonic()
-    container = _create(lab, image, command, **kwargs)
+    container = _create(session, image, command, **kwargs)
     try:
         container.start()
         try:
@@ -204,9 +202,10 @@ class Exec(WaitStrategy):
 class Container(Renderable):
     """A started container that belongs to a lab; a context manager that always removes it."""
 
-    def __init__(self, lab: "Lab", model: Any) -> None:
-        self.lab = lab
+    def __init__(self, session: Session, model: Any) -> None:
+        self.session = session
         self.model = model
+        self._attrs: dict[str, Any] = dict(model.attrs)  # what it looked like when last asked
 
     @property
     def name(self) -> str:
@@ -217,8 +216,10 @@ class Container(Renderable):
         return self.model.id
 
     def attrs(self) -> dict[str, Any]:
+        """The container as the engine sees it now (`docker inspect`)."""
         self.model.reload()
-        return self.model.attrs
+        self._attrs = dict(self.model.attrs)
+        return self._attrs
 
     def status(self) -> str:
         return self.attrs()["State"]["Status"]
@@ -262,7 +263,7 @@ class Container(Renderable):
             stream, _ = self.model.get_archive(src)
         except docker.errors.NotFound:
             raise LabkitError(f"{src} does not exist in {self.name}.", "Check the path with container.exec('ls ...').") from None
-        from .inspect import safe_extract
+        from .archive import safe_extract
         buf = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=buf) as tar:
             safe_extract(tar, dest_dir)  # tarfile's filter="data" needs Python 3.11.4+
@@ -303,7 +304,7 @@ class Container(Renderable):
         self.remove()
 
     def _render(self):
-        attrs = self.attrs()
+        attrs = self._attrs  # no engine call when shown: call attrs() first to refresh
         ports = ", ".join(f"{k}->{volatile(v[0]['HostPort'])}" for k, v in
                           (attrs["NetworkSettings"].get("Ports") or {}).items() if v)
         return table(["name", "image", "status", "ports"],
@@ -311,16 +312,16 @@ class Container(Renderable):
                        attrs["State"]["Status"], ports)])
 
 
-def create(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+def create(session: Session, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
            **kwargs: Any) -> Container:
     """`docker create`: a labelled container that exists but runs nothing (yet)."""
-    return Container(lab, _create(lab, image, command, name=lab.name(name) if name else None, **kwargs))
+    return Container(session, _create(session, image, command, name=session.name(name) if name else None, **kwargs))
 
 
-def start(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+def start(session: Session, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
           wait: WaitStrategy | None = None, timeout: float = 30, **kwargs: Any) -> Container:
     """`docker run -d`: start a labelled container, wait until ready, remove it if that fails."""
-    container = Container(lab, _create(lab, image, command, name=lab.name(name) if name else None, **kwargs))
+    container = Container(session, _create(session, image, command, name=session.name(name) if name else None, **kwargs))
     try:
         try:
             container.model.start()
@@ -329,6 +330,7 @@ def start(lab: "Lab", image: str, command: Sequence[str] | str | None = None, *,
                               "Read the reason above: an option the engine refuses, or a command the image lacks.") from None
         if wait is not None:
             container.wait_for(wait, timeout)
+        container.attrs()  # its state and ports now, for showing it
     except BaseException:
         container.remove()
         raise

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .containers import RunResult
-from .display import Renderable, table
-from .errors import CommandFailed, LabkitError
+from .core.render import Renderable, table
+from .core.errors import CommandFailed, LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .display import Renderable, Stack, callout, seconds, table, volatile
-from .engine import find_tool
-from .errors import LabkitError
+from .core.render import Renderable, Stack, callout, seconds, table, volatile
+from .core.engine import find_tool
+from .core.errors import LabkitError
 from .testrun import TestRun, pytest_subprocess
 
 if TYPE_CHECKING:

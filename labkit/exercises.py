@@ -10,13 +10,16 @@ import os
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
-from .display import Renderable, callout, table
-from .errors import CheckError, LabkitError
+from .core.render import Renderable, callout, table
+from .core.errors import CheckError, LabkitError
 
-if TYPE_CHECKING:
-    from .lab import Lab
+
+
+class Checked(Protocol):
+    """What a check receives: a Lab (the layer above; checks use its whole API)."""
+    topic: str
 
 CheckFn = Callable[..., tuple[bool, str]]
 
@@ -52,7 +55,9 @@ def exercise(lab: str, id: str, title: str, hint: str) -> Callable[[CheckFn], Ch
 def load_all() -> dict[tuple[str, str], Exercise]:
     global _loaded
     if not _loaded:
-        from . import checks
+        # The checks register themselves (@exercise); they live in the layer above, so they are
+        # found by the package's name, not imported by this module.
+        checks = importlib.import_module(f"{__package__}.checks")
         for mod in pkgutil.iter_modules(checks.__path__):
             importlib.import_module(f"{checks.__name__}.{mod.name}")
         _loaded = True
@@ -77,7 +82,7 @@ class CheckResult(Renderable):
         return callout("error", f"Not yet: {self.title}", self.message, hint=self.hint)
 
 
-def run_check(lab: "Lab", exercise_id: str, **kwargs: Any) -> CheckResult:
+def run_check(lab: Checked, exercise_id: str, **kwargs: Any) -> CheckResult:
     exercises = load_all()
     ex = exercises.get((lab.topic, exercise_id))
     if ex is None:
@@ -167,8 +172,9 @@ def reset(lab_topic: str) -> int:
     data = load_progress()
     data.pop(lab_topic, None)
     _save_progress(data)
-    from . import engine
-    from .cleanup import LAB_LABEL, SESSION_LABEL, remove_session
+    from .core import engine
+    from .core.session import LAB_LABEL, SESSION_LABEL
+    from .core.reaper import remove_session
     cli = engine.client()
     sessions = {c.labels.get(SESSION_LABEL) for c in cli.containers.list(all=True, filters={"label": f"{LAB_LABEL}={lab_topic}"})}
     sessions |= {i.labels.get(SESSION_LABEL) for i in cli.images.list(filters={"label": f"{LAB_LABEL}={lab_topic}"})}
@@ -178,7 +184,7 @@ def reset(lab_topic: str) -> int:
 def dashboard(lab: str | None = None):
     """Labs and exercises (done, failed, not tried) as ipywidgets, with a reset button per lab;
     the plain table where widgets cannot show (no ipywidgets, a terminal, CI's stable mode)."""
-    from .display import stable
+    from .core.render import stable
     report = progress(lab)
     try:
         import ipywidgets as w

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .display import Chart, Renderable, Stack, seconds, table, volatile
-from .errors import LabkitError
+from .core.render import Chart, Renderable, Stack, seconds, table, volatile
+from .core.errors import LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab

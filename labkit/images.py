@@ -18,10 +18,10 @@ from typing import Callable, Iterable, Sequence
 
 import docker
 
-from . import engine
-from .display import Renderable, human_bytes, seconds, stable, table
-from .errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage
-from .locks import host_lock
+from .core import engine
+from .core.render import Renderable, human_bytes, seconds, stable, table
+from .core.errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage
+from .core.locks import host_lock
 
 RECIPE_LABEL = "labkit.recipe"
 CATALOG_LABEL = "labkit.catalog"
@@ -231,16 +231,17 @@ def spec(name: str) -> ImageSpec:
     raise UnknownImage(f"{name!r} is not in the lab image catalog (known: {', '.join(sorted(CATALOG))}).")
 
 
-def _present(name: str) -> docker.models.images.Image | None:
+def present(name: str, client: docker.DockerClient | None = None) -> docker.models.images.Image | None:
+    """The image if the engine has it, else None."""
     try:
-        return engine.client().images.get(name)
+        return (client or engine.client()).images.get(name)
     except docker.errors.ImageNotFound:
         return None
 
 
 def ensure(name: str) -> docker.models.images.Image:
     """The image, or ImageMissing with the command that makes it."""
-    image = _present(name)
+    image = present(name)
     if image is None:
         known = name in CATALOG or any(s.name == name for s in CATALOG.values())
         raise ImageMissing(f"The image {name!r} is not in the local image store.",
@@ -253,12 +254,14 @@ def registry_answers(upstream: str, timeout: float = 10) -> bool:
     """Ask the daemon whether its configured registry serves `upstream` (no download)."""
     if os.environ.get(OFFLINE_ENV):
         return False
-    api = engine.client().api
+    cli = docker.DockerClient(base_url=engine.find_daemon()[0], timeout=timeout)
     try:
-        api._result(api._get(api._url("/distribution/{0}/json", upstream), timeout=timeout), True)
+        cli.api.inspect_distribution(upstream)
         return True
     except Exception:  # any error (DNS, TLS, timeout, 4xx) means: not usable now
         return False
+    finally:
+        cli.close()
 
 
 def check_disk(needed: int, paths: Iterable[str]) -> None:
@@ -295,7 +298,7 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
     todo: list[tuple[ImageSpec, str]] = []
     online: bool | None = None  # asked once per run: a dead network costs one timeout, not one per image
     for s in specs:
-        image = _present(s.name)
+        image = present(s.name)
         if image is not None and (image.labels or {}).get(RECIPE_LABEL) in (s.recipe("online"), s.recipe("offline")):
             result.rows.append((s.name, "-", "present", 0.0))
             continue
@@ -324,7 +327,7 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
             try:
                 # another session may be making the same image right now: wait for it, then look again
                 with host_lock(f"prepare {engine.find_daemon()[0]} {s.name}"):
-                    image = _present(s.name)
+                    image = present(s.name)
                     if image is not None and (image.labels or {}).get(RECIPE_LABEL) in (s.recipe("online"),
                                                                                          s.recipe("offline")):
                         result.rows.append((s.name, "-", "made by another session meanwhile", time.monotonic() - start))
@@ -376,7 +379,7 @@ class ImageList(Renderable):
 def catalog() -> ImageList:
     rows = []
     for s in CATALOG.values():
-        image = _present(s.name)
+        image = present(s.name)
         if image is None:
             status, size = "missing", ""
         else:

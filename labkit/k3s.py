@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import docker
 
-from .display import table
-from .errors import LabkitError, LabSkipped, ReadinessTimeout
+from .core.render import table
+from .core.errors import LabSkipped, LabkitError, ReadinessTimeout
 
 if TYPE_CHECKING:
     from .containers import Container
@@ -200,7 +200,7 @@ class Cluster:
         import tarfile
         import tempfile
 
-        from .inspect import save_image
+        from .archive import save_image
         with tempfile.TemporaryFile() as wrapped:  # put_archive takes a tar: the docker-archive inside one
             with tempfile.TemporaryFile() as archive:
                 save_image(image, archive)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .containers import RunResult
-from .display import Stack, callout, volatile
-from .errors import LabkitError
-from .inspect import safe_extract
+from .core.render import Stack, callout, volatile
+from .core.errors import LabkitError
+from .archive import safe_extract
 
 if TYPE_CHECKING:
     from .lab import Lab

@@ -1,26 +1,24 @@
-"""`Lab`: the per-notebook session. Labels everything it creates, derives names and ports from
-the session, starts a watchdog that cleans up if the kernel dies, and removes only its own things."""
+"""`Lab`: the facade a notebook uses. A thin layer over a `Session` (identity, labels, names,
+ports, tracked host resources: labkit.core) and the per-noun components (containers, builds,
+registries, exercises), with the short aliases notebooks use (`lab.run`, `lab.build`, ...)."""
 from __future__ import annotations
 
-import copy
-import hashlib
 import os
-import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import docker
 
-from . import containers, engine, images
-from .display import Renderable, Stack, table, volatile
-from .cleanup import (LAB_LABEL, OWNER_LABEL, SESSION_LABEL, CleanupReport, _prune_session_cache, _start_time,
-                      owner_id, remove_images, remove_session, state_dir)
-from .errors import UnknownImage
+from . import buildcache, builds, containers, images
+from .buildlog import BuildReport
+from .core import engine, ipython, reaper
+from .core.capabilities import Capabilities, probe
+from .core.errors import DaemonUnavailable, LabSkipped, UnknownImage
+from .core.render import Renderable, Stack, table, volatile
+from .core.reaper import CleanupReport
+from .core.session import SESSION_LABEL, Session
 
 LISTENERS: list[Callable[["Lab"], None]] = []  # told of every new Lab (labkit verify lists the images used)
 
@@ -30,126 +28,165 @@ def subscribe(listener: Callable[["Lab"], None]) -> None:
     LISTENERS.append(listener)
 
 
-# --- the session ---------------------------------------------------------------------------
-
 class Lab(Renderable):
-    """One notebook's session: `lab = Lab("buildkit", images=["labkit/busybox"])`."""
+    """One notebook's session: `lab = Lab("buildkit", images=["labkit/busybox"])`.
+
+    Makes the lab's images if they are missing, starts a watchdog that removes the session's
+    leftovers if the kernel dies, and stops the notebook with a skip banner when this machine
+    lacks something in `needs` ("buildkit", "privileged", "registry", "binfmt:arm64", a tool)."""
 
     def __init__(self, topic: str, images: Sequence[str] = ("labkit/busybox:latest",),
                  needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True) -> None:
         self.topic = topic
-        self.session = f"{topic}-{secrets.token_hex(3)}"
-        self.client = _client_or_read_only()  # DaemonUnavailable (with a hint) within 5 s
-        self.daemon_url = engine.find_daemon()[0]
-        self.rootless = False
-        self.labels = {SESSION_LABEL: self.session, LAB_LABEL: topic, OWNER_LABEL: owner_id()}
-        self.images = [self._image_name(i) for i in images]
+        self.session = Session(topic, _client_or_read_only(), engine.find_daemon()[0])
+        self.images = [_image_name(i) for i in images]
+        self._caps: Capabilities | None = None
+        self._watchdog: subprocess.Popen | None = None
+        self._view_of: Lab | None = None
         for listener in LISTENERS:
             listener(self)
-        self._caps: engine.Capabilities | None = None
-        self._watchdog: subprocess.Popen | None = None
-        self._children: list[subprocess.Popen] = []
-        self._cache_notes: list[threading.Thread] = []  # build.py notes new build cache records in these
-        self._dir = state_dir() / self.session
-        self._dir.mkdir(parents=True, exist_ok=True)
-        (self._dir / "owner").write_text(self.labels[OWNER_LABEL])
         if prepare:
-            missing = [i for i in self.images if _missing(i)]
+            missing = [i for i in self.images if _missing(i, self.session.client)]
             if missing:
                 _prepare(missing)
         if watchdog:
-            self._start_watchdog()
+            self._watchdog = reaper.start_watchdog(self.session)
         self.require(*needs)
-        from . import notebook
-        notebook.install_error_display()
+        ipython.install_error_display()
 
     def on(self, client: docker.DockerClient, daemon_url: str, rootless: bool = False) -> "Lab":
-        """The same session driving another engine (e.g. the rootless one of notebook 06):
-        run, start, create and build go there; names, labels and tracked host things are shared."""
-        other = copy.copy(self)
-        other.client, other.daemon_url, other.rootless = client, daemon_url, rootless
-        return other
+        """The same session driving another engine (e.g. the rootless one of notebook 06): run,
+        start, create and build go there. The view tracks what it makes on its own; its
+        cleanup() never touches this session's things or its watchdog."""
+        view = Lab.__new__(Lab)
+        view.topic, view.images, view._caps, view._watchdog = self.topic, self.images, self._caps, None
+        view.session = self.session.on(client, daemon_url, rootless)
+        view._view_of = self
+        return view
 
-    def track_user_namespace(self, pid: int) -> str:
-        """Every process in `pid`'s user namespace is killed at cleanup (a rootless engine's tree)."""
-        ns = os.readlink(f"/proc/{pid}/ns/user")
-        (self._dir / f"userns-{hashlib.sha1(ns.encode()).hexdigest()[:12]}").write_text(ns)
-        return ns
+    # --- identity (see labkit.core.session) ----------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        return self.session.client
 
-    @staticmethod
-    def _image_name(name: str) -> str:
-        try:
-            return images.spec(name).name
-        except UnknownImage:  # not a catalog image: the notebook builds or loads it itself
-            return name
+    @property
+    def daemon_url(self) -> str:
+        return self.session.daemon_url
 
-    # names and ports derive from the session, so two copies of a notebook never collide
+    @property
+    def rootless(self) -> bool:
+        return self.session.rootless
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.session.labels
+
+    @property
+    def state(self) -> Path:
+        """This session's private state directory on the host."""
+        return self.session.state
+
     def name(self, suffix: str) -> str:
-        return f"lab-{self.session}-{suffix}"
+        """The engine-wide name of something this session makes: lab-<session>-<suffix>."""
+        return self.session.name(suffix)
+
+    def image(self, tag: str) -> str:
+        """The full name of an image this session built as `tag` (lab.build(tag, ...))."""
+        return self.session.name(tag)
 
     def port(self, index: int = 0) -> int:
         """A free 127.0.0.1 port derived from the session id (stable for the session)."""
-        base = 20000 + int(hashlib.sha256(self.session.encode()).hexdigest(), 16) % 20000
-        for candidate in range(base + index * 7, base + index * 7 + 200):
-            with socket.socket() as s:
-                try:
-                    s.bind((containers.LOOPBACK, candidate))
-                    return candidate
-                except OSError:
-                    continue
-        raise OSError("no free port near the session's range")
+        return self.session.port(index)
 
+    # --- what this machine can do ----------------------------------------------------------------
     @property
-    def capabilities(self) -> engine.Capabilities:
+    def capabilities(self) -> Capabilities:
         if self._caps is None:
-            self._caps = engine.probe()
+            self._caps = probe()
         return self._caps
 
     def require(self, *needs: str) -> None:
         """Stop the notebook with a skip banner when this machine lacks something."""
-        from .errors import LabSkipped
         caps = self.capabilities if needs else None
         for need in needs:
             ok, fix = _need(caps, need)  # type: ignore[arg-type]
             if not ok:
                 raise LabSkipped(f"This lab needs {need}, which this machine does not have.", fix)
 
-    # containers
-    def run(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.RunResult:
-        return containers.run(self, image, command, **kwargs)
+    # --- containers (labkit.containers) -----------------------------------------------------------
+    def run(self, image: str, command: Sequence[str] | str | None = None, *, check: bool = False,
+            timeout: float | None = 300, **options: Any) -> containers.RunResult:
+        """`docker run --rm IMAGE COMMAND`: run to completion, stdout and stderr apart, always removed.
+        `check=True` raises CommandFailed on a non-zero exit. `options` are the docker SDK's
+        `containers.create` options (user, environment, volumes, cap_add, pid_mode, ...)."""
+        return containers.run(self.session, image, command, check=check, timeout=timeout, **options)
 
-    def start(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.Container:
-        return containers.start(self, image, command, **kwargs)
+    def start(self, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+              wait: containers.WaitStrategy | None = None, timeout: float = 30, **options: Any) -> containers.Container:
+        """`docker run -d --name lab-<session>-NAME IMAGE COMMAND`: a labelled container, ready when
+        `wait` says so (LogLine, TcpPort, Http, Exec), removed if it never gets ready. Published
+        ports (`ports={80: None}`) bind to 127.0.0.1. `options`: the SDK's `containers.create` options."""
+        return containers.start(self.session, image, command, name=name, wait=wait, timeout=timeout, **options)
 
-    def create(self, image: str, command: Sequence[str] | str | None = None, **kwargs: Any) -> containers.Container:
-        return containers.create(self, image, command, **kwargs)
+    def create(self, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
+               **options: Any) -> containers.Container:
+        """`docker create`: a labelled container that exists but runs nothing (yet)."""
+        return containers.create(self.session, image, command, name=name, **options)
 
-    def network(self, suffix: str = "net", **kwargs: Any):
-        return self.client.networks.create(self.name(suffix), labels=dict(self.labels), **kwargs)
+    def network(self, suffix: str = "net", *, driver: str | None = None, internal: bool = False, **options: Any):
+        """`docker network create lab-<session>-SUFFIX`, labelled (removed at cleanup)."""
+        return self.client.networks.create(self.name(suffix), driver=driver, internal=internal,
+                                           labels=dict(self.labels), **options)
 
-    def volume(self, suffix: str = "data", **kwargs: Any):
-        return self.client.volumes.create(self.name(suffix), labels=dict(self.labels), **kwargs)
+    def volume(self, suffix: str = "data", *, driver: str | None = None, **options: Any):
+        """`docker volume create lab-<session>-SUFFIX`, labelled (removed at cleanup)."""
+        return self.client.volumes.create(self.name(suffix), driver=driver or "local", labels=dict(self.labels),
+                                          **options)
 
-    def build(self, tag: str, dockerfile: str | None = None, **kwargs: Any):
-        """BuildKit build, tagged lab.name(tag) and labelled with the session."""
-        from . import build
-        return build.build(self, tag, dockerfile, **kwargs)
+    # --- builds (labkit.builds, labkit.buildcache) ------------------------------------------------
+    def build(self, tag: str, dockerfile: str | None = None, context: str | os.PathLike | None = None, *,
+              files: Mapping[str, str | bytes] | None = None, build_args: Mapping[str, str] | None = None,
+              target: str | None = None, secrets: Mapping[str, str] | None = None,
+              secret_files: Mapping[str, str | os.PathLike] | None = None, ssh: Any = None,
+              cache_from: Sequence[str] = (), inline_cache: bool = False, no_cache: bool = False,
+              platform: str | None = None, labels: Mapping[str, str] | None = None,
+              builder: str = "buildkit", salt: bool = True) -> BuildReport:
+        """`docker build -t lab-<session>-TAG`: BuildKit (or builder="classic"), labelled with the
+        session. `dockerfile` is the Dockerfile's text (or the context's Dockerfile), `files` the
+        build context as {path: content}. `secrets` are values and `secret_files` paths, both for
+        `RUN --mount=type=secret` only; `ssh` an agent from lab.ssh_agent() or "default".
+        `salt=False` shares the engine's build cache with other sessions (see notebook 03)."""
+        return builds.build(self.session, tag, dockerfile, context, files=files, build_args=build_args,
+                            target=target, secrets=secrets, secret_files=secret_files, ssh=ssh,
+                            cache_from=cache_from, inline_cache=inline_cache, no_cache=no_cache,
+                            platform=platform, labels=labels, builder=builder, salt=salt)
 
     def exclusive_builds(self):
         """`with lab.exclusive_builds():` other sessions' builds on this engine wait until the block
         ends (for measurements that need the machine to themselves)."""
-        from . import build
-        return build.exclusive(self)
+        return buildcache.exclusive(self.session)
 
     def ssh_agent(self):
         """A throwaway ssh-agent with one fresh key, for `lab.build(..., ssh=agent)`."""
-        from . import build
-        return build.ssh_agent(self)
+        from . import hosttools
+        return hosttools.ssh_agent(self.session)
 
+    def prune_build_cache(self) -> int:
+        """Drop the build cache records this session's builds created (nobody else's); how many."""
+        return buildcache.prune_session(self.session)
+
+    def wipe_builds(self) -> CleanupReport:
+        """Like a fresh CI runner: remove this session's images and build cache (nothing else)."""
+        report = CleanupReport()
+        report.removed["images"] = reaper.remove_images(self.client, {"label": f"{SESSION_LABEL}={self.session.id}"})
+        report.removed["build cache records"] = self.prune_build_cache()
+        return report
+
+    # --- registries (labkit.registry) -------------------------------------------------------------
     def registry(self, timeout: float = 15):
         """A local registry on 127.0.0.1 for this session; stopped and deleted at cleanup."""
         from .registry import Registry
-        return Registry(self, timeout=timeout)
+        return Registry(self.session, timeout=timeout)
 
     def platforms(self, ref: str):
         """The platforms of an image in a registry on this machine (what `mquery` shows)."""
@@ -157,32 +194,11 @@ class Lab(Renderable):
         host, _, name = ref.partition("/")
         return RegistryClient(host).platforms(name)
 
-    def prune_build_cache(self) -> int:
-        """Drop the build cache records this session's builds created (nobody else's); how many."""
-        self._join_cache_notes()
-        return _prune_session_cache(self.client, self._dir)
-
-    def _join_cache_notes(self) -> None:
-        for note in self._cache_notes:
-            note.join(timeout=30)
-        self._cache_notes.clear()
-
-    def wipe_builds(self) -> CleanupReport:
-        """Like a fresh CI runner: remove this session's images and build cache (nothing else)."""
-        report = CleanupReport()
-        report.removed["images"] = remove_images(self.client, {"label": f"{SESSION_LABEL}={self.session}"})
-        report.removed["build cache records"] = self.prune_build_cache()
-        return report
-
-    def image(self, tag: str) -> str:
-        """The full name of an image this session built as `tag`."""
-        return self.name(tag)
-
-    # exercises
-    def check(self, exercise_id: str, **kwargs: Any):
+    # --- exercises (labkit.exercises) -------------------------------------------------------------
+    def check(self, exercise_id: str, **answers: Any):
         """Check an exercise against the real state; shows a green or red callout."""
         from . import exercises
-        return exercises.run_check(self, exercise_id, **kwargs)
+        return exercises.run_check(self, exercise_id, **answers)
 
     def exercises(self):
         from . import exercises
@@ -194,62 +210,45 @@ class Lab(Renderable):
         from . import exercises
         return exercises.dashboard()
 
-    # host-side things the watchdog must also remove
+    # --- host-side things the watchdog must also remove (labkit.core.tracker) ----------------------
     def track_process(self, proc: "int | subprocess.Popen") -> None:
         """A host process this session started (its process group is killed at cleanup)."""
-        if isinstance(proc, subprocess.Popen):
-            self._children.append(proc)  # reaped at cleanup, so no zombie stays behind
-            proc = proc.pid
-        (self._dir / f"pid-{proc}").write_text(f"{proc}:{_start_time(proc)}")
+        self.session.tracker.process(proc)
+
+    def track_user_namespace(self, pid: int) -> str:
+        """Every process in `pid`'s user namespace is killed at cleanup (a rootless engine's tree)."""
+        return self.session.tracker.user_namespace(pid)
 
     def track_image(self, image_id: str) -> None:
-        """An image this session created that carries no label (e.g. a classic build's step): removed at cleanup."""
-        (self._dir / f"image-{image_id}").write_text(image_id)
+        """An image this session created that carries no label: removed at cleanup if still untagged."""
+        self.session.tracker.image(image_id)
 
     def track_tag(self, ref: str) -> None:
         """A tag this session put on an image (e.g. for a push): removed at cleanup."""
-        (self._dir / f"tag-{hashlib.sha1(ref.encode()).hexdigest()[:12]}").write_text(ref)
-
-    @property
-    def state(self) -> Path:
-        """This session's private state directory on the host."""
-        return self._dir
+        self.session.tracker.tag(ref)
 
     def track_path(self, path: str | os.PathLike) -> Path:
-        p = Path(path)
-        (self._dir / f"path-{hashlib.sha1(str(p).encode()).hexdigest()[:12]}").write_text(str(p))
-        return p
-
-    def _start_watchdog(self) -> None:
-        env = dict(os.environ, DOCKER_HOST=engine.find_daemon()[0])
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-m", "labkit.watchdog", self.session, str(os.getpid())],
-            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self._dir / "watchdog.log", "ab"), start_new_session=True, close_fds=True)
+        """A file or directory this session made on the host: deleted at cleanup."""
+        return self.session.tracker.path(path)
 
     def cleanup(self) -> CleanupReport:
-        """Remove everything this session created; stop its watchdog."""
-        self._join_cache_notes()
-        report = remove_session(self.client, self.session)
-        for child in self._children:
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        self._children.clear()
+        """Remove everything this session created; stop its watchdog. On a view (`lab.on`), only
+        what the view made, on its engine."""
+        self.session.join_pending()
+        report = reaper.remove_session(self.client, self.session)
+        self.session.tracker.reap_children()
         if self._watchdog is not None:
-            self._watchdog.terminate()
-            self._watchdog.wait(timeout=5)
+            reaper.stop_watchdog(self._watchdog)
             self._watchdog = None
-        shutil.rmtree(self._dir, ignore_errors=True)
+        shutil.rmtree(self.session.state, ignore_errors=True)
         return report
 
     def _render(self):
         # the address differs between machines (a private CI engine, a rootless one): hidden in stable mode
-        rows: list[tuple[str, str, str]] = [("Docker engine", volatile(engine.find_daemon()[0], "found"), "ok"),
-                                            ("session", volatile(self.session, self.topic + "-…"), "ok")]
+        rows: list[tuple[str, str, str]] = [("Docker engine", volatile(self.daemon_url, "found"), "ok"),
+                                            ("session", volatile(self.session.id, self.topic + "-…"), "ok")]
         for image in self.images:
-            rows.append((image, "image", "missing" if _missing(image) else "present"))
+            rows.append((image, "image", "missing" if _missing(image, self.client) else "present"))
         return Stack([table(["item", "value", "status"], rows, title=f"Lab {self.topic!r}: preflight",
                             status_column="status")])
 
@@ -260,7 +259,6 @@ def on_binder() -> bool:
 
 
 def _client_or_read_only() -> docker.DockerClient:
-    from .errors import DaemonUnavailable, LabSkipped
     try:
         return engine.client()
     except DaemonUnavailable:
@@ -272,8 +270,15 @@ def _client_or_read_only() -> docker.DockerClient:
         raise
 
 
-def _missing(name: str) -> bool:
-    return images._present(name) is None
+def _image_name(name: str) -> str:
+    try:
+        return images.spec(name).name
+    except UnknownImage:  # not a catalog image: the notebook builds or loads it itself
+        return name
+
+
+def _missing(name: str, client: docker.DockerClient) -> bool:
+    return images.present(name, client) is None
 
 
 def _prepare(names: Iterable[str]) -> None:
@@ -282,7 +287,7 @@ def _prepare(names: Iterable[str]) -> None:
         images.prepare(catalog_names)
 
 
-def _need(caps: engine.Capabilities, need: str) -> tuple[bool, str]:
+def _need(caps: Capabilities, need: str) -> tuple[bool, str]:
     """(available, fix) for a named requirement."""
     if need == "buildkit":
         return bool(caps.buildkit_cli), "Install the buildx plugin or Debian's docker.io 20.10 client."

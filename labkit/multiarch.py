@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from .display import Renderable, seconds, table, volatile
-from .errors import LabkitError, LabSkipped
+from .core.render import Renderable, seconds, table, volatile
+from .core.errors import LabSkipped, LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -86,7 +86,7 @@ def build_platforms(lab: "Lab", registry: "Registry", name: str, dockerfile: str
 def run_platform(lab: "Lab", ref: str, platform: str, command: list[str]) -> str:
     """Pull the variant of `ref` for `platform` by its digest and run it; returns stdout."""
     host, _, name = ref.partition("/")
-    from .registry import INDEX_TYPES, RegistryClient, _split
+    from .registry import INDEX_TYPES, RegistryClient, split_ref
     client = RegistryClient(host)
     index, _ = client.manifest(name)
     if index.get("mediaType") not in INDEX_TYPES and "manifests" not in index:
@@ -96,7 +96,7 @@ def run_platform(lab: "Lab", ref: str, platform: str, command: list[str]) -> str
                   and m.get("platform", {}).get("os") == os_), None)
     if entry is None:
         raise LabkitError(f"{name} has no {platform} variant.", "lab.platforms(ref) lists what it has.")
-    pinned = f"{host}/{_split(name)[0]}@{entry['digest']}"
+    pinned = f"{host}/{split_ref(name)[0]}@{entry['digest']}"
     lab.client.images.pull(pinned)
     lab.track_tag(pinned)
     return lab.run(pinned, command, platform=platform).check().stdout.strip()

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .containers import Container
-from .display import Renderable, Stack, callout, table
-from .engine import CAP_NAMES
-from .errors import LabkitError
+from .core.render import Renderable, Stack, callout, table
+from .core.capabilities import CAP_NAMES
+from .core.errors import LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -154,7 +154,7 @@ def socket_escape(lab: "Lab", marker: HostMarker, socket_path: str = DOCKER_SOCK
     """A container with the docker socket mounted asks the engine for a sibling container that
     mounts the host's / and reads the lab's marker file there. Both are gone when this returns."""
     _require_ack(acknowledge_risk, "Mounting the docker socket")
-    from .build import host_binary_command, host_binary_files
+    from .hosttools import host_binary_command, host_binary_files
     tools = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-tools-{lab.session}-")))
     tools.chmod(0o755)  # a rootless engine (notebook 06) bind-mounts it as an unprivileged user
     for rel, data in host_binary_files("docker", prefix="t").items():

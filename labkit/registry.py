@@ -4,8 +4,6 @@ catalog, tags, manifests and the platforms of a manifest list, over the registry
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -14,15 +12,15 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 
-from .display import Renderable, human_bytes, seconds, table, volatile
-from .errors import LabkitError, ReadinessTimeout
+from .core.render import Renderable, human_bytes, seconds, table, volatile
+from . import containers
+from .core.errors import LabkitError, ReadinessTimeout
+from .core.session import Session
 
-if TYPE_CHECKING:
-    from .lab import Lab
 
 REGISTRY_IMAGE = "registry:2"
 MANIFEST_TYPES = ", ".join([
@@ -79,7 +77,7 @@ class RegistryClient:
             return False
 
     # --- the HTTP API -------------------------------------------------------------------------------
-    def _get(self, path: str, accept: str = "application/json") -> tuple[bytes, dict[str, str]]:
+    def get(self, path: str, accept: str = "application/json") -> tuple[bytes, dict[str, str]]:
         req = urllib.request.Request(self.url + path, headers={"Accept": accept})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
@@ -93,19 +91,19 @@ class RegistryClient:
             raise RegistryUnavailable(f"The registry at {self.host} does not answer.") from None
 
     def catalog(self) -> list[str]:
-        return json.loads(self._get("/v2/_catalog")[0]).get("repositories") or []
+        return json.loads(self.get("/v2/_catalog")[0]).get("repositories") or []
 
     def tags(self, repo: str) -> list[str]:
-        return sorted(json.loads(self._get(f"/v2/{repo}/tags/list")[0]).get("tags") or [])
+        return sorted(json.loads(self.get(f"/v2/{repo}/tags/list")[0]).get("tags") or [])
 
     def manifest(self, ref: str) -> tuple[dict[str, Any], str]:
         """(manifest or index, its digest) for "repo:tag" or "repo@sha256:..."."""
-        repo, reference = _split(ref)
-        body, headers = self._get(f"/v2/{repo}/manifests/{reference}", MANIFEST_TYPES)
+        repo, reference = split_ref(ref)
+        body, headers = self.get(f"/v2/{repo}/manifests/{reference}", MANIFEST_TYPES)
         return json.loads(body), headers.get("Docker-Content-Digest", "")
 
     def blob(self, repo: str, digest: str) -> bytes:
-        return self._get(f"/v2/{repo}/blobs/{digest}", "*/*")[0]
+        return self.get(f"/v2/{repo}/blobs/{digest}", "*/*")[0]
 
     def config(self, ref: str) -> dict[str, Any]:
         """The image config of a single-platform manifest."""
@@ -113,7 +111,7 @@ class RegistryClient:
         if manifest.get("mediaType") in INDEX_TYPES:
             raise LabkitError(f"{ref} is a manifest list: pick one platform's digest first.",
                               "registry.platforms(ref) lists them.")
-        return json.loads(self.blob(_split(ref)[0], manifest["config"]["digest"]))
+        return json.loads(self.blob(split_ref(ref)[0], manifest["config"]["digest"]))
 
     def platforms(self, ref: str):
         """What `mquery` and `docker buildx imagetools inspect` show: one row per platform."""
@@ -130,7 +128,7 @@ class RegistryClient:
 
     def put_manifest(self, name: str, manifest: dict[str, Any]) -> str:
         """PUT a manifest or index under repo:tag; returns its digest."""
-        repo, reference = _split(name)
+        repo, reference = split_ref(name)
         body = json.dumps(manifest).encode()
         req = urllib.request.Request(f"{self.url}/v2/{repo}/manifests/{reference}", data=body, method="PUT",
                                      headers={"Content-Type": manifest["mediaType"]})
@@ -155,7 +153,7 @@ class RegistryClient:
             platform = {"architecture": cfg.get("architecture", "?"), "os": cfg.get("os", "?")}
             if cfg.get("variant"):
                 platform["variant"] = cfg["variant"]
-            raw, _ = self._get(f"/v2/{_split(src)[0]}/manifests/{digest}", MANIFEST_TYPES)
+            raw, _ = self.get(f"/v2/{split_ref(src)[0]}/manifests/{digest}", MANIFEST_TYPES)
             entries.append({"mediaType": manifest.get("mediaType", "application/vnd.docker.distribution.manifest.v2+json"),
                             "digest": digest, "size": len(raw), "platform": platform})
         return self.put_manifest(name, {"schemaVersion": 2, "mediaType": INDEX_TYPES[1], "manifests": entries})
@@ -164,32 +162,35 @@ class RegistryClient:
 class Registry(RegistryClient, Renderable):
     """`registry = lab.registry()`; `registry.push(image, "app:1")`; `registry.platforms("app:1")`."""
 
-    def __init__(self, lab: "Lab", port: int | None = None, timeout: float = 15) -> None:
-        self.lab = lab
-        self.port = port or lab.port(3)
+    def __init__(self, session: Session, port: int | None = None, timeout: float = 15) -> None:
+        self.session = session
+        self.port = port or session.port(3)
         super().__init__(f"127.0.0.1:{self.port}")
-        self.storage = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-registry-{lab.session}-")))
+        self.storage = session.tracker.path(Path(tempfile.mkdtemp(prefix=f"labkit-registry-{session.id}-")))
         self._proc: subprocess.Popen | None = None
         self._container = None
+        self.running = False
+        self.pushed: list[str] = []  # repositories this object pushed (shown without asking the registry)
         binary = shutil.which("docker-registry")
         if binary:
             self.kind = "docker-registry (Debian package)"
             (self.storage / "config.yml").write_text(CONFIG.format(root=self.storage / "data", port=self.port))
-            log = open(self.storage / "registry.log", "wb")
-            self._proc = subprocess.Popen([binary, "serve", str(self.storage / "config.yml")], stdout=log,
-                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-            lab.track_process(self._proc)
+            with open(self.storage / "registry.log", "wb") as log:  # the server keeps its own copy of the handle
+                self._proc = subprocess.Popen([binary, "serve", str(self.storage / "config.yml")], stdout=log,
+                                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            session.tracker.process(self._proc)
         else:
             try:
-                lab.client.images.get(REGISTRY_IMAGE)
+                session.client.images.get(REGISTRY_IMAGE)
             except docker.errors.ImageNotFound:
                 raise LabkitError("No registry server here: neither the docker-registry program nor the "
                                   f"{REGISTRY_IMAGE} image.", "apt-get install docker-registry (Debian/Ubuntu), "
                                   f"or `docker pull {REGISTRY_IMAGE}` on a connected machine.") from None
             self.kind = f"{REGISTRY_IMAGE} image"
-            self._container = lab.start(REGISTRY_IMAGE, name="registry", ports={5000: self.port},
-                                        volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
+            self._container = containers.start(session, REGISTRY_IMAGE, name="registry", ports={5000: self.port},
+                                               volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
         self._wait(timeout)
+        self.running = True
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -215,20 +216,21 @@ class Registry(RegistryClient, Renderable):
             raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pushed.")
         ref = self.ref(name)
         try:
-            img = self.lab.client.images.get(image)
+            img = self.session.client.images.get(image)
         except docker.errors.ImageNotFound:
             raise LabkitError(f"There is no local image {image!r} to push.", "Build it first (lab.build).") from None
         repo, tag = ref.rsplit(":", 1)
         img.tag(repo, tag)
-        self.lab.track_tag(ref)
+        self.session.tracker.tag(ref)
         start = time.monotonic()
         digest = ""
-        for event in self.lab.client.api.push(repo, tag, stream=True, decode=True):
+        for event in self.session.client.api.push(repo, tag, stream=True, decode=True):
             if "error" in event:
                 raise LabkitError(f"Pushing {ref} failed: {event['error']}", "Read the registry log.")
             digest = (event.get("aux") or {}).get("Digest", digest)
-        manifest, _ = self.manifest(f"{_split(name)[0]}@{digest}" if digest else name)
+        manifest, _ = self.manifest(f"{split_ref(name)[0]}@{digest}" if digest else name)
         total = sum(ly.get("size", 0) for ly in manifest.get("layers", [])) + manifest.get("config", {}).get("size", 0)
+        self.pushed.append(split_ref(name)[0])
         return Pushed(ref, digest, time.monotonic() - start, total)
 
     def pull(self, name: str) -> str:
@@ -238,10 +240,10 @@ class Registry(RegistryClient, Renderable):
         ref = self.ref(name)
         repo, tag = ref.rsplit(":", 1)
         try:
-            self.lab.client.images.pull(repo, tag=tag)
+            self.session.client.images.pull(repo, tag=tag)
         except docker.errors.APIError as exc:
             raise LabkitError(f"Pulling {ref} failed: {exc.explanation}", "registry.tags(repo) lists its tags.") from None
-        self.lab.track_tag(ref)
+        self.session.tracker.tag(ref)
         return ref
 
     def stop(self) -> None:
@@ -253,15 +255,16 @@ class Registry(RegistryClient, Renderable):
             self._container.remove()
             self._container = None
         shutil.rmtree(self.storage, ignore_errors=True)
+        self.running = False
 
     def _render(self):
-        state = "answers /v2/" if self.answers() else "stopped"
+        state = "answers /v2/" if self.running else "stopped"
         return table(["registry", "value"], [("server", self.kind), ("address", volatile(self.url, "http://127.0.0.1:…")),
-                                            ("state", state), ("repositories", ", ".join(self.catalog()) if state != "stopped" else "")],
+                                            ("state", state), ("repositories pushed here", ", ".join(sorted(set(self.pushed))))],
                      title="Local registry (this session only)")
 
 
-def _split(ref: str) -> tuple[str, str]:
+def split_ref(ref: str) -> tuple[str, str]:
     if "@" in ref:
         repo, digest = ref.split("@", 1)
         return repo, digest
@@ -272,86 +275,3 @@ def _split(ref: str) -> tuple[str, str]:
 def _platform(p: dict[str, Any]) -> str:
     text = f"{p.get('os', '?')}/{p.get('architecture', '?')}"
     return text + (f"/{p['variant']}" if p.get("variant") else "")
-
-
-# --- ORAS: any file as an OCI artifact ---------------------------------------------------------
-
-_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]*/[A-Za-z0-9][\w!#$&^.+-]*$")  # RFC 6838 type/subtype
-EMPTY_CONFIG = "application/vnd.oci.empty.v1+json"
-
-
-@dataclass
-class Artifact(Renderable):
-    ref: str
-    digest: str
-    artifact_type: str
-    layers: list[tuple[str, str, int, str]]  # (title, media type, size, digest)
-    seconds: float
-
-    def _render(self):
-        return table(["file", "media type", "size", "blob digest"],
-                     [(t, m, human_bytes(n), volatile(d[:19] + "…")) for t, m, n, d in self.layers],
-                     title=f"{self.ref.split('/', 1)[1]}: artifact of type {self.artifact_type} "
-                           f"(manifest {volatile(self.digest[:19] + '…')})")
-
-
-def _check_media_type(media_type: str) -> None:
-    if not _MEDIA_TYPE.match(media_type or ""):
-        raise LabkitError(f"{media_type!r} is not a media type (type/subtype, as in application/json).",
-                          "Use a registered type or your own: application/vnd.<org>.<what>.v1+json")
-
-
-def push_artifact(registry: RegistryClient, name: str, files: dict[str, str], artifact_type: str,
-                  annotations: dict[str, str] | None = None, workdir: str | os.PathLike | None = None,
-                  subject: str | None = None) -> Artifact:
-    """Push files (path -> media type) as one OCI artifact with the `oras` library. Paths must lie
-    inside `workdir` (default: the current directory), so a notebook cannot publish /etc/shadow."""
-    import oras.client
-    _check_media_type(artifact_type)
-    root = Path(workdir or os.getcwd()).resolve()
-    entries = []
-    for path, media_type in files.items():
-        _check_media_type(media_type)
-        resolved = (root / path).resolve()
-        if not resolved.is_relative_to(root):
-            raise LabkitError(f"{path} is outside the working directory.",
-                              "Copy the file into the working directory first; labkit pushes nothing from elsewhere.")
-        if not resolved.is_file():
-            raise LabkitError(f"{path} does not exist.", "Write the file first.")
-        entries.append(f"{resolved}:{media_type}")
-    if not registry.answers():  # the library retries for a long time against a dead registry
-        raise RegistryUnavailable(f"The registry at {registry.host} does not answer; nothing was pushed.")
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.json"
-        config.write_text("{}")
-        client = oras.client.OrasClient(hostname=registry.host, insecure=True)
-        start = time.monotonic()
-        client.push(target=f"{registry.host}/{name}", files=entries, disable_path_validation=True,
-                    manifest_config=f"{config}:{artifact_type}", manifest_annotations=annotations or None,
-                    subject=subject, quiet=True)
-        took = time.monotonic() - start
-    manifest, digest = registry.manifest(name)
-    layers = [((ly.get("annotations") or {}).get("org.opencontainers.image.title", "?"), ly["mediaType"], ly["size"],
-               ly["digest"]) for ly in manifest.get("layers", [])]
-    return Artifact(f"{registry.host}/{name}", digest, manifest.get("config", {}).get("mediaType", ""), layers, took)
-
-
-def pull_artifact(registry: RegistryClient, ref: str, outdir: str | os.PathLike) -> list[Path]:
-    """Pull an artifact's files (by tag or by digest) into `outdir`."""
-    import oras.client
-    if not registry.answers():
-        raise RegistryUnavailable(f"The registry at {registry.host} does not answer; nothing was pulled.")
-    Path(outdir).mkdir(parents=True, exist_ok=True)
-    client = oras.client.OrasClient(hostname=registry.host, insecure=True)
-    return [Path(p) for p in client.pull(target=f"{registry.host}/{ref}", outdir=str(outdir))]
-
-
-def referrers(registry: RegistryClient, name: str) -> tuple[bool, list[dict[str, Any]]]:
-    """(supported, descriptors): the OCI 1.1 referrers API for the manifest `name` points at."""
-    repo, _ = _split(name)
-    _, digest = registry.manifest(name)
-    try:
-        body, _ = registry._get(f"/v2/{repo}/referrers/{digest}", "application/vnd.oci.image.index.v1+json")
-    except LabkitError:
-        return False, []
-    return True, json.loads(body).get("manifests", [])

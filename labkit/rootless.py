@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import docker
 
-from .display import Renderable, seconds, table, volatile
-from .engine import as_root
-from .errors import LabkitError, LabSkipped, ReadinessTimeout
+from .core.render import Renderable, seconds, table, volatile
+from .core.capabilities import as_root
+from .core.errors import LabSkipped, LabkitError, ReadinessTimeout
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -110,7 +110,7 @@ class RootlessEngine(Renderable):
 
     def load(self, image: str) -> None:
         """Copy an image from the rootful engine's store into this one (save | load)."""
-        from .inspect import save_image
+        from .archive import save_image
         with tempfile.TemporaryFile() as fh:
             save_image(image, fh, self.source)
             fh.seek(0)
@@ -131,7 +131,7 @@ class RootlessEngine(Renderable):
 
     def stop(self) -> None:
         """Kill the engine and every container it runs, and delete its data (cleanup does it too)."""
-        from .cleanup import kill_user_namespace, remove_path
+        from .core.reaper import kill_user_namespace, remove_path
         kill_user_namespace(self.userns)
         try:
             os.killpg(self.pid, 9)
@@ -209,9 +209,9 @@ def root_marker(lab: "Lab") -> "HostMarker":
 
 def _engine_pid(root: int) -> int:
     """A process of the engine inside RootlessKit's user namespace (a descendant of `root`)."""
-    from .inspect import _descendants
+    from .procfs import descendants
     host_ns = os.readlink(f"/proc/{root}/ns/user")
-    for pid in _descendants(root):
+    for pid in descendants(root):
         try:
             if os.readlink(f"/proc/{pid}/ns/user") != host_ns:
                 return pid

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import advisories
-from .display import Chart, Renderable, Stack, callout, human_bytes, seconds, short_name, table
-from .engine import find_tool
-from .errors import LabkitError
-from .inspect import read_files, save_image
+from .core.render import Chart, Renderable, Stack, callout, human_bytes, seconds, short_name, table
+from .core.engine import find_tool
+from .core.errors import LabkitError
+from .archive import read_files, save_image
 
 DPKG_STATUS = "var/lib/dpkg/status"
 APK_DB = "lib/apk/db/installed"

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from . import engine
-from .cleanup import SESSION_LABEL
-from .display import Renderable, Stack, callout, seconds, table, volatile
-from .errors import LabkitError
+from .core import engine
+from .core.session import SESSION_LABEL
+from .core.render import Renderable, Stack, callout, seconds, table, volatile
+from .core.errors import LabkitError
 
 if TYPE_CHECKING:
     from .lab import Lab

@@ -126,7 +126,7 @@ def execute(original, name: str, workdir: Path, cwd: Path, outdir: Path, timeout
     # A LabSkipped banner stops the notebook without an error output (papermill returns normally)
     stopped = [c for c in executed.cells if c.get("metadata", {}).get("papermill", {}).get("exception")]
     if stopped:
-        from .notebook import skip_reason
+        from .core.ipython import skip_reason
         reason = skip_reason(stopped[0])
         if reason is None:
             raise AssertionError(f"{name} stopped at a cell without an error or a skip banner:\n{stopped[0].source}")

@@ -23,10 +23,8 @@ def log(message: str) -> None:
 
 
 def wait_for_death(pid: int) -> None:
-    from .cleanup import _start_time, process_alive
-    start = _start_time(pid)
-    while start is not None and process_alive(pid, start):
-        time.sleep(POLL)
+    from .core.reaper import wait_for_death as wait
+    wait(pid, POLL)
 
 
 def remove_when_engine_answers(session: str, wait: float = ENGINE_WAIT) -> bool:
@@ -34,9 +32,11 @@ def remove_when_engine_answers(session: str, wait: float = ENGINE_WAIT) -> bool:
     import docker
     import requests
 
-    from . import engine
-    from .cleanup import remove_session, state_dir
-    from .errors import LabkitError
+    from . import buildcache
+    from .core import engine
+    from .core.errors import LabkitError
+    from .core.reaper import remove_session
+    from .core.session import state_dir
     deadline = time.monotonic() + wait
     tries = 0
     while True:

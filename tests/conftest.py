@@ -18,8 +18,8 @@ def pytest_collection_modifyitems(config, items):
 
 def daemon_client():
     """A client for the daemon, or a skip; in CI (CI=true) a missing daemon is a failure."""
-    from labkit import engine
-    from labkit.errors import DaemonUnavailable
+    from labkit.core import engine
+    from labkit.core.errors import DaemonUnavailable
     try:
         return engine.client()
     except DaemonUnavailable as exc:
@@ -40,7 +40,7 @@ def image_ids(cli) -> set[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def nothing_left_behind(request):
-    from labkit import engine
+    from labkit.core import engine
     try:
         images_before = image_ids(engine.client())
     except Exception:
@@ -48,7 +48,7 @@ def nothing_left_behind(request):
     yield
     if not any(any(f"tests{os.sep}{d}{os.sep}" in str(i.fspath) for d in DAEMON_DIRS) for i in request.session.items):
         return
-    from labkit import engine
+    from labkit.core import engine
     cli = engine.client(check=False)
     try:
         left = cli.containers.list(all=True, filters={"label": "labkit.session"})
@@ -56,7 +56,7 @@ def nothing_left_behind(request):
         return
     # Only this run's: a session owned by this process or by a process that is gone (its kernels,
     # `labkit verify` children). Another learner's live session on the same engine is not ours to judge.
-    from labkit.cleanup import OWNER_LABEL, owner_alive, owner_id
+    from labkit.core.session import OWNER_LABEL, owner_alive, owner_id
     me = owner_id()
     left = [c for c in left if c.labels.get(OWNER_LABEL) == me or owner_alive(c.labels.get(OWNER_LABEL, "")) is False]
     names = [c.name for c in left]

@@ -1,7 +1,7 @@
 """Checks of notebook 15 (shared CI build farms)."""
 from __future__ import annotations
 
-from ..errors import LabkitError
+from ..core.errors import LabkitError
 from ..exercises import exercise
 from ..farm import load_config, simulate, slots
 

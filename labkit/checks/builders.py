@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 from ..builders import Buildah, BuilderRun
-from ..display import volatile
+from ..core.render import volatile
 from ..exercises import exercise
 
 APP = {"app.sh": "#!/bin/sh\necho hello from the app\n"}

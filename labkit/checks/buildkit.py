@@ -5,9 +5,9 @@ import hashlib
 
 import docker
 
-from ..display import seconds
+from ..core.render import seconds
 from ..exercises import exercise
-from ..inspect import search_layers
+from ..archive import search_layers
 
 
 @exercise("buildkit", "parallel-stages", "Build the two stages in parallel",

@@ -5,7 +5,7 @@ import urllib.request
 from typing import Any
 
 from ..cnab import Runner, validate
-from ..errors import LabkitError
+from ..core.errors import LabkitError
 from ..exercises import exercise
 
 NEW_MESSAGE = "v2 is live"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import docker
 
 from ..exercises import exercise
-from ..build import session_base
-from ..inspect import save_layout
+from ..bases import session_base
+from ..archive import save_layout
 
 BASE = "labkit/busybox:latest"
 MYSTERY_FILE = "/srv/app/settings.conf"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import LabkitError
+from ..core.errors import LabkitError
 from ..exercises import exercise
 from ..k3s import validate
 

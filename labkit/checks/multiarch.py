@@ -1,7 +1,7 @@
 """Checks of notebook 08 (multi-arch images)."""
 from __future__ import annotations
 
-from ..errors import LabkitError
+from ..core.errors import LabkitError
 from ..exercises import exercise
 from ..multiarch import run_platform
 

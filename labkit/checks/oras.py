@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..errors import LabkitError
+from ..core.errors import LabkitError
 from ..exercises import exercise
 
 REPORT_TYPE = "application/vnd.labkit.test-report.v1"

@@ -6,9 +6,9 @@ import urllib.request
 import docker
 
 from ..containers import Container
-from ..display import volatile
+from ..core.render import volatile
 from ..exercises import exercise
-from ..inspect import container_processes
+from ..procfs import container_processes
 
 
 def _host_uid(container: Container) -> int | None:

@@ -5,7 +5,7 @@ import docker
 
 from ..containers import Container
 from ..exercises import exercise
-from ..inspect import cgroup
+from ..procfs import cgroup
 
 MIB = 1024 * 1024
 

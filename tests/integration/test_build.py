@@ -9,9 +9,10 @@ import docker
 import pytest
 
 import labkit
-from labkit import engine, inspect
-from labkit.build import host_binary_files
-from labkit.cleanup import build_cache_records
+from labkit import archive
+from labkit.core import engine
+from labkit.hosttools import host_binary_files
+from labkit.buildcache import records as build_cache_records
 
 BASE = "FROM labkit/busybox\n"
 
@@ -53,10 +54,10 @@ def test_secret_mount_does_not_leak_but_copy_and_arg_do(lab):
     lab.build("arg", BASE + "ARG T\nRUN echo ${#T}\n", build_args={"T": token})
     lab.build("secret", BASE + "RUN --mount=type=secret,id=t sha256sum /run/secrets/t | cut -c1-12 > /id\n",
               secrets={"t": token})
-    copy = inspect.search_layers(lab.name("copy"), token)
+    copy = archive.search_layers(lab.name("copy"), token)
     assert copy.leaked and copy.hits[0][0] == "layer #1"
-    assert inspect.search_layers(lab.name("arg"), token).hits[0][0].startswith("history")
-    clean = inspect.search_layers(lab.name("secret"), token)
+    assert archive.search_layers(lab.name("arg"), token).hits[0][0].startswith("history")
+    clean = archive.search_layers(lab.name("secret"), token)
     assert not clean.leaked and clean.layers_searched == 2
     assert lab.run(lab.name("secret"), "cat /id").stdout.strip() == hashlib.sha256(token.encode()).hexdigest()[:12]
 
@@ -98,7 +99,7 @@ def test_wipe_removes_only_this_sessions_images_and_cache(lab, docker_client):
         lab.build("mine", f"FROM labkit/busybox\nRUN echo mine {marker} > /m\n")
         report = lab.wipe_builds()
         after = {r["ID"] for r in build_cache_records(docker_client)}
-        # the image, and the session's own copy of its base (labkit.build.salted_base)
+        # the image, and the session's own copy of its base (labkit.bases.salted_base)
         assert report.removed["images"] == 2 and report.removed["build cache records"] >= 1
         assert before <= after  # every record that existed before this session's build is still there
         docker_client.images.get(f"foreign-{marker}")

@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from labkit import Exec, Http, LogLine, TcpPort
-from labkit.errors import CommandFailed, CommandTimeout, ImageMissing, ReadinessTimeout
+from labkit.core.errors import CommandFailed, CommandTimeout, ImageMissing, ReadinessTimeout
 
 BUSYBOX = "labkit/busybox:latest"
 

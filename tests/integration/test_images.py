@@ -6,7 +6,7 @@ import time
 import pytest
 
 from labkit import images
-from labkit.errors import ImageMissing, InsufficientDisk
+from labkit.core.errors import ImageMissing, InsufficientDisk
 
 
 def test_prepare_warm_skips_present_images(docker_client):

@@ -7,26 +7,26 @@ import os
 import pytest
 
 import labkit
-from labkit import inspect, kernel, privileged, rootless
+from labkit import kernel, privileged, procfs, rootless
 
 MIB = 1024 * 1024
 
 
 def test_cgroup_limits_and_an_oom_kill_read_on_the_host(lab):
     c = lab.start("labkit/busybox", ["sleep", "60"], name="hog", mem_limit="32m", pids_limit=20)
-    before = inspect.cgroup(c)
+    before = procfs.cgroup(c)
     assert before.memory_limit == 32 * MIB and before.pids_limit == 20 and before.oom_kills in (0, None)
     assert c.exec(["sh", "-c", "head -c 100000000 /dev/zero | tail >/dev/null"]).exit_code == 137
-    after = inspect.cgroup(c)
+    after = procfs.cgroup(c)
     assert after.oom_kills is None or after.oom_kills >= 1
     c.exec(["sh", "-c", "sleep 30 >/dev/null 2>&1 &"])
-    rows = inspect.container_processes(c).rows
+    rows = procfs.container_processes(c).rows
     assert [r[1] for r in rows][0] == 1 and any("sleep 30" in r[3] for r in rows)
 
 
 def test_unlimited_container_reports_no_limit(lab):
     c = lab.start("labkit/busybox", ["sleep", "60"])
-    usage = inspect.cgroup(c)
+    usage = procfs.cgroup(c)
     assert usage.memory_limit is None and usage.pids_limit is None and "no limit" in usage.text()
 
 
@@ -75,7 +75,7 @@ def test_rootless_engine_maps_root_and_leaves_nothing(lab):
     assert rl.startup <= 15
     rl.load("labkit/busybox:latest")
     c = rl.lab.start("labkit/busybox", ["sleep", "60"])
-    host_user = inspect.container_processes(c).rows[0][2]
+    host_user = procfs.container_processes(c).rows[0][2]
     assert "uid 0)" not in host_user
     marker = privileged.host_marker(lab)
     assert not privileged.socket_escape(rl.lab, marker, socket_path=rl.socket, acknowledge_risk=True).proved

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import labkit
-from labkit import inspect, multiarch
+from labkit import archive, multiarch
 
 pytestmark = [pytest.mark.skipif(not any(n == "qemu-aarch64" for n, _, _ in multiarch.emulators()),
                                  reason="no arm64 emulation registered (scripts/setup-host.sh as root)"),
@@ -12,8 +12,8 @@ pytestmark = [pytest.mark.skipif(not any(n == "qemu-aarch64" for n, _, _ in mult
 
 
 def test_arm64_image_has_the_platform_in_its_config_and_runs_emulated(lab):
-    with inspect.saved("labkit/busybox:arm64") as archive:
-        files, config = inspect.read_files(archive, lambda p: p == "bin/busybox")
+    with archive.saved("labkit/busybox:arm64") as saved:
+        files, config = archive.read_files(saved, lambda p: p == "bin/busybox")
     assert config["architecture"] == "arm64" and multiarch.elf_machine(files["bin/busybox"]).startswith("AArch64")
     assert lab.run("labkit/busybox:arm64", ["uname", "-m"], platform="linux/arm64").stdout.strip() == "aarch64"
 

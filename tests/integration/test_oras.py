@@ -6,7 +6,8 @@ import hashlib
 import pytest
 
 import labkit
-from labkit.registry import RegistryUnavailable, pull_artifact, push_artifact, referrers
+from labkit.registry import RegistryUnavailable
+from labkit.oras import pull_artifact, push_artifact, referrers
 
 
 def test_push_pull_and_content_addressing(lab, tmp_path):

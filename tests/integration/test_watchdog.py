@@ -15,7 +15,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from labkit.cleanup import remove_session, state_dir
+from labkit.core.reaper import remove_session
+from labkit.core.session import state_dir
 
 TARGET = 10.0  # seconds from SIGKILL to the session's containers being gone
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.cleanup import LAB_LABEL
+from labkit.core.session import LAB_LABEL
 from tests.conftest import image_ids
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from labkit import build
-from labkit.errors import LabkitError
+from labkit import buildlog, builds
+from labkit.core.errors import LabkitError
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -20,12 +20,12 @@ def timed_lines(name: str) -> list[tuple[float, str]]:
     return rows
 
 
-def report(steps, duration=3.0) -> build.BuildReport:
-    return build.BuildReport("lab-x-abcdef-app", "BuildKit", "sha256:" + "0" * 64, 1000, 2, duration, steps, "")
+def report(steps, duration=3.0) -> buildlog.BuildReport:
+    return buildlog.BuildReport("lab-x-abcdef-app", "BuildKit", "sha256:" + "0" * 64, 1000, 2, duration, steps, "")
 
 
 def test_plain_output_gives_stages_cache_hits_and_parallel_timing():
-    steps, context = build.parse_plain(timed_lines("buildkit-parallel.tsv"))
+    steps, context = buildlog.parse_plain(timed_lines("buildkit-parallel.tsv"))
     r = report(steps)
     a, b = r.step("echo a > /a"), r.step("echo b > /b")
     assert (a.stage, a.index, b.stage, b.index) == ("a", "2/2", "b", "2/2")
@@ -41,8 +41,8 @@ def test_plain_output_gives_stages_cache_hits_and_parallel_timing():
 def test_same_build_on_a_brand_new_engine_and_on_a_warm_one():
     # Recorded with Docker 20.10's BuildKit: first on a private engine that had never built
     # anything, then the same build again (every step a cache hit).
-    fresh, fresh_context = build.parse_plain(timed_lines("buildkit-fresh-engine.tsv"))
-    warm, warm_context = build.parse_plain(timed_lines("buildkit-warm-engine.tsv"))
+    fresh, fresh_context = buildlog.parse_plain(timed_lines("buildkit-fresh-engine.tsv"))
+    warm, warm_context = buildlog.parse_plain(timed_lines("buildkit-warm-engine.tsv"))
     assert (fresh_context, warm_context) == ("40B", "26B")  # the warm engine had the files: less to send
     cold_report, warm_report = report(fresh), report(warm)
     assert sorted(s.index for s in cold_report.ran) == ["2/2", "2/5", "3/5", "4/5", "5/5"] and not cold_report.cached
@@ -60,16 +60,16 @@ def test_same_build_on_a_brand_new_engine_and_on_a_warm_one():
 ])
 def test_every_context_line_shape(line, size):
     lines = [(0.0, "#6 [internal] load build context"), (0.1, line), (0.2, "#6 DONE 0.1s")]
-    steps, context = build.parse_plain(lines)
+    steps, context = buildlog.parse_plain(lines)
     assert context == size and steps[0].instruction == "load build context"
 
 
 def test_failing_step_is_named_with_its_last_output_lines():
-    steps, _ = build.parse_plain(timed_lines("buildkit-error.tsv"))
+    steps, _ = buildlog.parse_plain(timed_lines("buildkit-error.tsv"))
     failed = [s for s in steps if s.error]
     assert len(failed) == 1 and failed[0].index == "3/3"
     log = "\n".join(line for _, line in timed_lines("buildkit-error.tsv"))
-    err = build.BuildFailed(["docker", "build"], 1, log, failed[0])
+    err = buildlog.BuildFailed(["docker", "build"], 1, log, failed[0])
     text = str(err)
     assert "[stage-0 3/3] RUN echo \"about to fail\" && ls /nope" in text
     assert "ls: /nope: No such file or directory" in text and text.splitlines()[-1].startswith("Hint: ")
@@ -78,14 +78,14 @@ def test_failing_step_is_named_with_its_last_output_lines():
 def test_unparsable_dockerfile_says_so():
     log = "failed to solve with frontend dockerfile.v0: failed to create LLB definition: " \
           "dockerfile parse error line 2: unknown instruction: RUNN"
-    err = build.BuildFailed(["docker", "build"], 1, log, None)
+    err = buildlog.BuildFailed(["docker", "build"], 1, log, None)
     assert "before any step ran" in err.message and "unknown instruction: RUNN" in err.details
 
 
 def test_classic_stream_marks_cache_hits():
     chunks = json.loads((FIXTURES / "classic-stream.json").read_text())
     lines = [(i * 0.1, line) for i, c in enumerate(chunks) for line in c.get("stream", "").splitlines()]
-    steps = build.parse_classic(lines)
+    steps = buildlog.parse_classic(lines)
     assert len(steps) == 10  # two builds of five steps
     first, second = steps[:5], steps[5:]
     assert [s.stage for s in first] == ["stage-0", "stage-0", "stage-1", "stage-1", "stage-1"]
@@ -94,7 +94,7 @@ def test_classic_stream_marks_cache_hits():
 
 
 def test_report_renders_table_and_timeline(monkeypatch):
-    steps, _ = build.parse_plain(timed_lines("buildkit-parallel.tsv"))
+    steps, _ = buildlog.parse_plain(timed_lines("buildkit-parallel.tsv"))
     r = report(steps)
     monkeypatch.setenv("LABKIT_STABLE", "1")
     text = r.text()
@@ -108,18 +108,18 @@ def test_report_renders_table_and_timeline(monkeypatch):
 
 
 def test_context_files_stay_inside_and_programs_stay_runnable(tmp_path):
-    ctx, df = build._prepare_context(tmp_path, "FROM scratch\n", None, {"bin/tool": b"\x7fELF...", "a.txt": "x"})
+    ctx, df = builds.prepare_context(tmp_path, "FROM scratch\n", None, {"bin/tool": b"\x7fELF...", "a.txt": "x"})
     assert (ctx / "bin/tool").stat().st_mode & 0o111 and not (ctx / "a.txt").stat().st_mode & 0o111
     assert df is not None and df.parent == tmp_path and not (ctx / "Dockerfile").exists()
     with pytest.raises(LabkitError, match="outside the build context"):
-        build._prepare_context(tmp_path, "FROM scratch\n", None, {"../escape": "x"})
+        builds.prepare_context(tmp_path, "FROM scratch\n", None, {"../escape": "x"})
     with pytest.raises(LabkitError, match="either a context directory or files"):
-        build._prepare_context(tmp_path, None, tmp_path, {"a": "b"})
+        builds.prepare_context(tmp_path, None, tmp_path, {"a": "b"})
 
 
 def test_secret_values_are_written_outside_the_context(tmp_path):
-    args = build._write_secrets(tmp_path, {"token": "s3cr3t"}, {})
+    args = builds._write_secrets(tmp_path, {"token": "s3cr3t"}, {})
     src = Path(args[1].split("src=")[1])
     assert src.read_text() == "s3cr3t" and oct(src.stat().st_mode)[-3:] == "600"
     with pytest.raises(LabkitError, match="does not exist"):
-        build._write_secrets(tmp_path, {}, {"token": tmp_path / "missing"})
+        builds._write_secrets(tmp_path, {}, {"token": tmp_path / "missing"})

@@ -32,8 +32,8 @@ def test_on_binder_without_an_engine_the_notebook_says_read_only(monkeypatch, tm
     import labkit
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     monkeypatch.setenv("BINDER_LAUNCH_HOST", "https://binder.invalid/")
-    from labkit import engine
-    engine._client_for.cache_clear()
+    from labkit.core import engine
+    engine.client_for.cache_clear()
     with pytest.raises(labkit.LabSkipped, match="read-only"):
         labkit.Lab("welcome", watchdog=False)
     monkeypatch.delenv("BINDER_LAUNCH_HOST")

@@ -174,7 +174,7 @@ def test_binder_installs_labkit_and_host_tools():
 
 def test_bundle_wheels_need_the_lock_and_say_how_to_install(monkeypatch, tmp_path):
     from labkit import bundle
-    from labkit.errors import LabkitError
+    from labkit.core.errors import LabkitError
     assert bundle.lock_file() == LOCK
     assert "pip install --no-index --find-links wheels --require-hashes -r requirements.lock" in bundle.INSTALL_WHEELS
     monkeypatch.setattr(bundle, "REPO", tmp_path)

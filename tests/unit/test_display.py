@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from labkit.display import Chart, Table, callout, human_bytes, seconds, table, volatile
-from labkit.errors import CommandFailed, ImageMissing, LabkitError
+from labkit.core.render import Chart, Table, callout, human_bytes, seconds, table, volatile
+from labkit.core.errors import CommandFailed, ImageMissing, LabkitError
 
 
 def test_table_text_and_escaped_html():

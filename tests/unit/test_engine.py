@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from labkit import engine
-from labkit.errors import BuildKitUnavailable, DaemonUnavailable
+from labkit.core import capabilities, engine
+from labkit.core.errors import BuildKitUnavailable, DaemonUnavailable
 
 
 def fake_docker(path, version, buildx=False):
@@ -131,6 +131,6 @@ def test_doctor_json_with_stopped_daemon_is_valid_and_fails(tmp_path):
 
 
 def test_missing_capabilities_reads_bounding_set():
-    caps = engine.missing_capabilities()
+    caps = capabilities.missing_capabilities()
     assert isinstance(caps, list) and all(isinstance(c, str) for c in caps)
-    assert len(engine.CAP_NAMES) == 41 and engine.CAP_NAMES[24] == "SYS_RESOURCE"
+    assert len(capabilities.CAP_NAMES) == 41 and capabilities.CAP_NAMES[24] == "SYS_RESOURCE"

@@ -7,8 +7,9 @@ import types
 import pytest
 import requests
 
-from labkit import engine, notebook
-from labkit.errors import DaemonUnavailable, EngineRestarted, EngineStopped, LabSkipped
+
+from labkit.core import engine, ipython
+from labkit.core.errors import DaemonUnavailable, EngineRestarted, EngineStopped, LabSkipped
 
 URL = "unix:///run/test-engine.sock"
 
@@ -89,8 +90,7 @@ def test_an_unknown_engine_process_is_no_restart(watched):
 
 def test_ping_lets_the_engine_errors_through():
     class Api:
-        def _url(self, path):
-            return path
+        base_url = "http+docker://localhost"
 
         def get(self, *args, **kwargs):
             raise EngineStopped("The Docker engine at x stopped answering in the middle of this session.")
@@ -110,8 +110,8 @@ def shell(monkeypatch, tmp_path):
     config = Config()
     config.HistoryManager.enabled = False
     sh = InteractiveShell.instance(config=config)
-    monkeypatch.setattr(notebook, "_installed", False)
-    assert notebook.install_error_display()
+    monkeypatch.setattr(ipython, "_installed", False)
+    assert ipython.install_error_display()
     published, errors = [], []
     monkeypatch.setattr(sh.display_pub, "publish", lambda data, metadata=None, **kw: published.append((data, metadata)))
     monkeypatch.setattr(sh, "_showtraceback",
@@ -141,7 +141,7 @@ def test_a_skip_shows_only_its_banner_and_still_stops_the_notebook(shell):
     assert metadata == {"labkit": {"skipped": "This lab needs a K3s image.\nHint: Load one."}}
     assert errors == [("SystemExit", "", [])]  # papermill's deliberate stop: no banner, no traceback
     cell = {"outputs": [{"output_type": "display_data", "data": data, "metadata": metadata}]}
-    assert notebook.skip_reason(cell) == "This lab needs a K3s image.\nHint: Load one."
+    assert ipython.skip_reason(cell) == "This lab needs a K3s image.\nHint: Load one."
 
 
 def test_labkit_verify_reports_a_notebook_stopped_by_a_skip_as_skipped(tmp_path):
@@ -152,7 +152,7 @@ def test_labkit_verify_reports_a_notebook_stopped_by_a_skip_as_skipped(tmp_path)
     from labkit import verify
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                            "language": "python"}})
-    nb.cells = [nbformat.v4.new_code_cell("from labkit import notebook, errors\nnotebook.install_error_display()"),
+    nb.cells = [nbformat.v4.new_code_cell("from labkit.core import errors, ipython\nipython.install_error_display()"),
                 nbformat.v4.new_code_cell('raise errors.LabSkipped("This lab needs a unicorn.", "Borrow one.")'),
                 nbformat.v4.new_code_cell("print('never runs')")]
     path = tmp_path / "99-skip.ipynb"

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from labkit import exercises
-from labkit.errors import CheckError, ImageMissing
+from labkit.core.errors import CheckError, ImageMissing
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from labkit import images
-from labkit.errors import InsufficientDisk, UnknownImage
+from labkit.core.errors import InsufficientDisk, UnknownImage
 
 
 def test_catalog_has_the_base_images():

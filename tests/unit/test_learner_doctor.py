@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from labkit import engine
+from labkit.core import access, capabilities
 
 
 @pytest.fixture
@@ -30,14 +30,14 @@ def sock(tmp_path):
 
 
 def as_learner(monkeypatch, groups: list[int], member_of: set[int] = frozenset(), allowed: bool = False):
-    monkeypatch.setattr(engine, "_current_user", lambda: ("alice", 1000, [1000, *groups]))
-    monkeypatch.setattr(engine, "_may_open", lambda path: allowed)
-    monkeypatch.setattr(engine, "_group_members", lambda gid: {"alice"} if gid in member_of else set())
+    monkeypatch.setattr(access, "_current_user", lambda: ("alice", 1000, [1000, *groups]))
+    monkeypatch.setattr(access, "_may_open", lambda path: allowed)
+    monkeypatch.setattr(access, "_group_members", lambda gid: {"alice"} if gid in member_of else set())
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
 
 
-def doctor_without_engine(url: str) -> engine.Capabilities:
-    return engine.Capabilities(daemon=url, daemon_found_by="DOCKER_HOST", socket=engine.socket_access(url))
+def doctor_without_engine(url: str) -> capabilities.Capabilities:
+    return capabilities.Capabilities(daemon=url, daemon_found_by="DOCKER_HOST", socket=access.socket_access(url))
 
 
 def test_not_in_the_socket_group_names_the_group_and_the_commands(sock, monkeypatch):
@@ -58,7 +58,7 @@ def test_not_in_the_socket_group_names_the_group_and_the_commands(sock, monkeypa
 def test_in_the_group_but_not_in_this_session_says_log_in_again(sock, monkeypatch):
     path, group, gid = sock
     as_learner(monkeypatch, groups=[], member_of={gid})
-    fix = engine.socket_access(f"unix://{path}").fix()
+    fix = access.socket_access(f"unix://{path}").fix()
     assert "usermod" not in fix
     assert f"You (alice) are in group {group} now" in fix and f"`newgrp {group}`" in fix
 
@@ -66,8 +66,8 @@ def test_in_the_group_but_not_in_this_session_says_log_in_again(sock, monkeypatc
 def test_allowed_user_gets_no_socket_fix(sock, monkeypatch):
     path, _, gid = sock
     as_learner(monkeypatch, groups=[gid], member_of={gid}, allowed=True)
-    access = engine.socket_access(f"unix://{path}")
-    assert access.allowed and access.fix() == ""
+    found = access.socket_access(f"unix://{path}")
+    assert found.allowed and found.fix() == ""
 
 
 def test_no_engine_says_starting_one_needs_root_with_the_exact_command(tmp_path, monkeypatch):
@@ -85,13 +85,13 @@ def test_root_socket_group_is_not_a_group_to_join(tmp_path, monkeypatch):
     s.bind(str(path))
     os.chown(path, 0, 0)
     as_learner(monkeypatch, groups=[])
-    fix = engine.socket_access(f"unix://{path}").fix()
+    fix = access.socket_access(f"unix://{path}").fix()
     s.close()
     assert "usermod" not in fix and "--group docker" in fix
 
 
 def test_root_fixes_say_sudo_only_for_a_normal_user(monkeypatch):
-    caps = engine.Capabilities(daemon="tcp://127.0.0.1:2375", tools={})
+    caps = capabilities.Capabilities(daemon="tcp://127.0.0.1:2375", tools={})
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert "`apt-get install buildah`" in dict(r[::4] for r in caps.checks())["buildah"]
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
@@ -102,13 +102,13 @@ def test_root_fixes_say_sudo_only_for_a_normal_user(monkeypatch):
 
 
 def test_tcp_and_ssh_engines_have_no_socket_to_check():
-    assert engine.socket_access("tcp://127.0.0.1:2375") is None
-    assert engine.socket_access("ssh://user@host") is None
+    assert access.socket_access("tcp://127.0.0.1:2375") is None
+    assert access.socket_access("ssh://user@host") is None
 
 
 def test_doctor_lists_what_the_rootless_notebooks_need_as_this_user(monkeypatch, capsys):
     from labkit import cli, rootless
-    monkeypatch.setattr(engine, "probe", lambda: engine.Capabilities(daemon="tcp://127.0.0.1:2375"))
+    monkeypatch.setattr(capabilities, "probe", lambda: capabilities.Capabilities(daemon="tcp://127.0.0.1:2375"))
     monkeypatch.setattr(rootless, "engine_user", lambda: "alice")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(rootless, "_subid_ranges", lambda path: [("labkit-rootless", 1000000, 65536)])
@@ -128,7 +128,7 @@ def test_a_closed_directory_on_the_way_is_named_with_the_command(tmp_path, monke
     closed = tmp_path / "labkit-ci-engine.x"
     closed.mkdir()
     as_learner(monkeypatch, groups=[])
-    monkeypatch.setattr(engine, "_may_search", lambda d: d != str(closed))
+    monkeypatch.setattr(access, "_may_search", lambda d: d != str(closed))
 
     def stat(path, *args, **kwargs):
         if str(path).startswith(str(closed) + "/"):
@@ -136,6 +136,6 @@ def test_a_closed_directory_on_the_way_is_named_with_the_command(tmp_path, monke
         return real_stat(path, *args, **kwargs)
     real_stat = os.stat
     monkeypatch.setattr(os, "stat", stat)
-    access = engine.socket_access(f"unix://{closed}/docker.sock")
-    assert access.closed_dir == str(closed) and not access.allowed
-    assert f"`sudo chmod o+x {closed}`" in access.fix()
+    found = access.socket_access(f"unix://{closed}/docker.sock")
+    assert found.closed_dir == str(closed) and not found.allowed
+    assert f"`sudo chmod o+x {closed}`" in found.fix()

@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-import labkit.inspect
-from labkit.inspect import UnsafeArchive, safe_extract
+import labkit.archive
+from labkit.archive import UnsafeArchive, safe_extract
 
 
 def archive(*members: tuple) -> tarfile.TarFile:
@@ -42,7 +42,7 @@ def python(request, monkeypatch):
     extraction filters, and extractall() refuses the `filter` argument."""
     if request.param.startswith("without"):
         original = tarfile.TarFile.extractall
-        monkeypatch.setattr(labkit.inspect, "_TAR_FILTERS", False)
+        monkeypatch.setattr(labkit.archive, "_TAR_FILTERS", False)
 
         def old_extractall(self, path=".", members=None, *, numeric_owner=False, **kwargs):
             if kwargs:

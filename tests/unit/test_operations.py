@@ -12,7 +12,7 @@ from labkit import cnab, drift, farm, k3s, testrun
 from labkit.checks import build_farm as farm_checks
 from labkit.checks import cnab as cnab_checks
 from labkit.checks import k3s as k3s_checks
-from labkit.errors import LabkitError
+from labkit.core.errors import LabkitError
 
 ASSETS = Path(__file__).resolve().parents[2] / "notebooks" / "assets"
 

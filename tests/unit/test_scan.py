@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from labkit import advisories, inspect, scan
-from labkit.errors import LabkitError
+from labkit import advisories, archive, scan
+from labkit.core.errors import LabkitError
 
 PKG = scan.Package
 
@@ -99,21 +99,21 @@ def _archive(layers: list[dict[str, bytes]]) -> io.BytesIO:
 
 
 def test_read_files_applies_layers_and_whiteouts():
-    archive = _archive([{"a/keep.txt": b"1", "a/gone.txt": b"x", "b/dir/f.txt": b"y"},
+    saved = _archive([{"a/keep.txt": b"1", "a/gone.txt": b"x", "b/dir/f.txt": b"y"},
                         {"a/keep.txt": b"2", "a/.wh.gone.txt": b"", "b/.wh..wh..opq": b"", "b/new.txt": b"z"}])
-    files, _ = inspect.read_files(archive, lambda p: True)
+    files, _ = archive.read_files(saved, lambda p: True)
     assert files == {"a/keep.txt": b"2", "b/new.txt": b"z"}
 
 
 def test_a_corrupt_archive_is_a_clear_error():
     with pytest.raises(LabkitError, match="not an image archive"):
-        inspect.read_files(io.BytesIO(b"this is not a tar file at all" * 100), lambda p: True)
+        archive.read_files(io.BytesIO(b"this is not a tar file at all" * 100), lambda p: True)
     empty = io.BytesIO()
     with tarfile.open(fileobj=empty, mode="w"):
         pass
     empty.seek(0)
     with pytest.raises(LabkitError, match="no image manifest"):
-        inspect.read_files(empty, lambda p: True)
+        archive.read_files(empty, lambda p: True)
 
 
 def test_gate_can_ignore_findings_without_a_fix():

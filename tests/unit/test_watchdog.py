@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from labkit import cleanup, engine, watchdog
-from labkit.errors import DaemonUnavailable
+from labkit import watchdog
+from labkit.core import engine, reaper, session
+from labkit.core.errors import DaemonUnavailable
 
 
 def _state(pid: int) -> str:
@@ -26,13 +27,13 @@ def zombie():
         os._exit(0)
     os.close(read_end)
     try:
-        start = cleanup._start_time(pid)
-        assert cleanup.process_alive(pid, start), "the child should be alive before it exits"
+        start = session.start_time(pid)
+        assert session.process_alive(pid, start), "the child should be alive before it exits"
         os.write(write_end, b"x")
         deadline = time.monotonic() + 5
         while _state(pid) != "Z" and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _state(pid) == "Z" and cleanup._start_time(pid) == start  # what fooled the old check
+        assert _state(pid) == "Z" and session.start_time(pid) == start  # what fooled the old check
         yield pid, start
     finally:
         os.close(write_end)
@@ -41,8 +42,8 @@ def zombie():
 
 def test_a_zombie_is_dead(zombie):
     pid, start = zombie
-    assert not cleanup.process_alive(pid, start)
-    assert cleanup.owner_alive(f"{socket.gethostname()}:{pid}:{start}") is False
+    assert not session.process_alive(pid, start)
+    assert session.owner_alive(f"{socket.gethostname()}:{pid}:{start}") is False
 
 
 def test_watchdog_does_not_wait_for_a_zombie_to_be_reaped(zombie):
@@ -52,20 +53,20 @@ def test_watchdog_does_not_wait_for_a_zombie_to_be_reaped(zombie):
 
 
 def test_a_reused_pid_is_dead_and_a_live_process_alive():
-    me, start = os.getpid(), cleanup._start_time(os.getpid())
-    assert cleanup.process_alive(me, start)
-    assert not cleanup.process_alive(me, str(int(start) + 1))  # same pid, another process
-    assert cleanup.owner_alive(cleanup.owner_id()) is True
-    assert cleanup.owner_alive(f"{socket.gethostname()}:{me}:{int(start) + 1}") is False
-    assert cleanup.owner_alive(f"{socket.gethostname()}:999999999:1") is False  # no such pid
-    assert cleanup.owner_alive(f"another-host:{me}:{start}") is None  # cannot tell
+    me, start = os.getpid(), session.start_time(os.getpid())
+    assert session.process_alive(me, start)
+    assert not session.process_alive(me, str(int(start) + 1))  # same pid, another process
+    assert session.owner_alive(session.owner_id()) is True
+    assert session.owner_alive(f"{socket.gethostname()}:{me}:{int(start) + 1}") is False
+    assert session.owner_alive(f"{socket.gethostname()}:999999999:1") is False  # no such pid
+    assert session.owner_alive(f"another-host:{me}:{start}") is None  # cannot tell
 
 
 @pytest.fixture
 def session_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
     monkeypatch.setattr(watchdog, "RETRY", 0.01)
-    d = cleanup.state_dir() / "welcome-abc123"
+    d = session.state_dir() / "welcome-abc123"
     d.mkdir()
     return d
 
@@ -82,7 +83,7 @@ def test_watchdog_retries_until_the_engine_answers(monkeypatch, session_dir):
 
     removed = []
     monkeypatch.setattr(engine, "client", client)
-    monkeypatch.setattr(cleanup, "remove_session", lambda cli, session: removed.append((cli, session)))
+    monkeypatch.setattr(reaper, "remove_session", lambda cli, session: removed.append((cli, session)))
     assert watchdog.remove_when_engine_answers(session_dir.name, wait=5)
     assert removed == [("client", session_dir.name)] and not session_dir.exists()
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .display import Renderable, callout
+from .render import Renderable, callout
 
 
 class LabkitError(Exception, Renderable):
