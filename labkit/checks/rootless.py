@@ -21,7 +21,7 @@ def _host_uid(container: Container) -> int | None:
           "on a high host port, e.g. ports={8080: None}, and run it with rl.lab.start(..., name='web').")
 def rootless_web(lab, engine):
     try:
-        web = Container(engine.lab, engine.lab.client.containers.get(lab.name("web")))
+        web = Container(engine.lab.session, engine.lab.client.containers.get(lab.name("web")))
     except docker.errors.NotFound:
         return False, "No container named 'web' on the rootless engine."
     ports = [p for p in (web.attrs()["NetworkSettings"].get("Ports") or {}) if web.attrs()["NetworkSettings"]["Ports"][p]]

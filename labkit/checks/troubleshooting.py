@@ -12,7 +12,7 @@ MIB = 1024 * 1024
 
 def _container(lab, name: str) -> Container | None:
     try:
-        return Container(lab, lab.client.containers.get(lab.name(name)))
+        return Container(lab.session, lab.client.containers.get(lab.name(name)))
     except docker.errors.NotFound:
         return None
 

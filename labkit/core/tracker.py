@@ -72,9 +72,15 @@ class Tracker:
         """A plain fact about the session (its owner, its engine)."""
         (self.dir / name).write_text(value)
 
+    def _file(self, kind: str, key: str) -> Path:
+        return self.dir / f"{kind}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
     def add(self, kind: str, value: str, key: str | None = None) -> None:
-        digest = hashlib.sha1((key or value).encode()).hexdigest()[:12]
-        (self.dir / f"{kind}-{digest}").write_text(value)
+        self._file(kind, key or value).write_text(value)
+
+    def has(self, kind: str, key: str) -> bool:
+        """Does this session track that resource (e.g. has("pid", "1234"))?"""
+        return self._file(kind, key).exists()
 
     def add_many(self, kind: str, values: list[str]) -> None:
         """Many values of one kind in one file (e.g. build cache record ids), appended."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import time
 import pytest
 
 import labkit
-from labkit import lab as labmod
+from labkit.core import reaper, session
 
 BUSYBOX = "labkit/busybox:latest"
 
@@ -70,11 +71,11 @@ def test_clean_spares_foreign_containers_and_live_sessions(docker_client):
     live = labkit.Lab("live", watchdog=False)
     dead_session = "dead-000000"
     dead = docker_client.containers.create(BUSYBOX, ["sleep", "60"], labels={
-        labmod.SESSION_LABEL: dead_session, labmod.LAB_LABEL: "dead",
-        labmod.OWNER_LABEL: f"{labmod.socket.gethostname()}:999999999:1"})
+        session.SESSION_LABEL: dead_session, session.LAB_LABEL: "dead",
+        session.OWNER_LABEL: f"{socket.gethostname()}:999999999:1"})
     try:
         live_c = live.start(BUSYBOX, ["sleep", "60"])
-        report = labkit.clean()
+        report = reaper.clean(docker_client)
         assert dead_session in report.sessions
         foreign.reload()
         live_c.model.reload()
