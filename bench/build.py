@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import labkit
-from labkit import engine
-from labkit.build import _remember_cache
+from labkit import buildcache
+from labkit.core import engine
 from labkit.checks.build_cache import app_files
 
 ORDERED = """FROM labkit/busybox
@@ -31,8 +31,8 @@ RUN cp src/app.sh /app/run && chmod +x /app/run
 def overhead(lab: labkit.Lab, n: int) -> tuple[list[float], list[float]]:
     cli = engine.require_buildkit()
     raw, kit = [], []
-    since = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
+    # noting: so cleanup also prunes what the raw builds cached
+    with buildcache.noting(lab.session), tempfile.TemporaryDirectory() as tmp:
         ctx = Path(tmp)
         for i in range(n + 1):  # the first round warms both paths up and is not counted
             df = f"FROM labkit/busybox\nRUN echo {lab.session} round {i} > /round\n"  # never cached
@@ -47,7 +47,6 @@ def overhead(lab: labkit.Lab, n: int) -> tuple[list[float], list[float]]:
             lab.build("kit", df)
             if i:
                 kit.append(time.perf_counter() - t)
-    _remember_cache(lab, since)  # so cleanup also prunes what the raw builds cached
     return raw, kit
 
 

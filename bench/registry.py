@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import labkit
-from labkit.registry import pull_artifact, push_artifact
+from labkit.oras import pull_artifact, push_artifact
 
 
 def best(fn, rounds: int) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from labkit.display import Chart, table
+from labkit.core.render import Chart, table
 
 
 def timed(fn, n: int = 20) -> float:

@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Iterator
 import docker
 
 from .core import engine
-from .core.errors import ImageMissing, LabkitError
+from .core.errors import LabkitError, translated
 from .core.render import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, stable, table, volatile
 
 
@@ -189,10 +189,8 @@ MAX_SEARCH_BYTES = 64 * 1000**2  # files larger than this are not searched (said
 def save_image(image: str, out: IO[bytes], client: docker.DockerClient | None = None):
     """`docker save` of a local image, streamed into `out`; returns the image."""
     cli = client or engine.client()
-    try:
+    with translated(f"Cannot save {image!r}", image=image):
         img = cli.images.get(image)
-    except docker.errors.ImageNotFound:
-        raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
     for chunk in img.save(named=True):
         out.write(chunk)
     return img

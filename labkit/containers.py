@@ -16,7 +16,7 @@ import docker
 
 from .core.render import Renderable, Stack, callout, seconds, short_name, table, volatile
 from .core.session import Session
-from .core.errors import CommandFailed, CommandTimeout, ImageMissing, LabkitError, ReadinessTimeout
+from .core.errors import CommandFailed, CommandTimeout, LabkitError, ReadinessTimeout, translated
 
 LOOPBACK = "127.0.0.1"
 
@@ -72,13 +72,9 @@ def _create(session: Session, image: str, command: Sequence[str] | str | None, *
     labels = dict(kwargs.pop("labels", None) or {})
     labels.update(session.labels)
     kwargs["ports"] = _loopback_ports(kwargs.get("ports"))
-    try:
+    with translated(f"Docker refused to create a container from {image!r}", "Check the options passed to run()/start().",
+                    image=image):
         return session.client.containers.create(image, command, labels=labels, **kwargs)
-    except docker.errors.ImageNotFound:
-        raise ImageMissing(f"The image {image!r} is not in the local image store.") from None
-    except docker.errors.APIError as exc:
-        raise LabkitError(f"Docker refused to create a container from {image!r}: {exc.explanation}",
-                          "Check the options passed to run()/start().") from None
 
 
 def run(session: Session, image: str, command: Sequence[str] | str | None = None, *, check: bool = False,
@@ -235,12 +231,9 @@ class Container(Renderable):
     def exec(self, command: Sequence[str] | str, *, check: bool = False, user: str = "",
              workdir: str | None = None, environment: dict[str, str] | None = None) -> RunResult:
         start = time.monotonic()
-        try:
+        with translated(f"Cannot exec in {self.name}", "Is the container still running? `container.status()` tells."):
             code, (out, err) = self.model.exec_run(command, demux=True, user=user, workdir=workdir,
                                                    environment=environment)
-        except docker.errors.APIError as exc:
-            raise LabkitError(f"Cannot exec in {self.name}: {exc.explanation}",
-                              "Is the container still running? `container.status()` tells.") from None
         result = RunResult(_cmd_text(command), code if code is not None else -1,
                            (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
                            time.monotonic() - start)
@@ -259,10 +252,8 @@ class Container(Renderable):
 
     def copy_out(self, src: str, dest_dir: str | os.PathLike) -> Path:
         """Copy a file or directory out of the container into `dest_dir`; returns the new path."""
-        try:
+        with translated(f"Cannot copy {src} out of {self.name}", "Check the path with container.exec('ls ...')."):
             stream, _ = self.model.get_archive(src)
-        except docker.errors.NotFound:
-            raise LabkitError(f"{src} does not exist in {self.name}.", "Check the path with container.exec('ls ...').") from None
         from .archive import safe_extract
         buf = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=buf) as tar:
@@ -323,11 +314,9 @@ def start(session: Session, image: str, command: Sequence[str] | str | None = No
     """`docker run -d`: start a labelled container, wait until ready, remove it if that fails."""
     container = Container(session, _create(session, image, command, name=session.name(name) if name else None, **kwargs))
     try:
-        try:
+        with translated(f"Docker could not start {short_name(container.name)} from {image!r}",
+                        "Read the reason above: an option the engine refuses, or a command the image lacks."):
             container.model.start()
-        except docker.errors.APIError as exc:
-            raise LabkitError(f"Docker could not start {short_name(container.name)} from {image!r}: {exc.explanation}",
-                              "Read the reason above: an option the engine refuses, or a command the image lacks.") from None
         if wait is not None:
             container.wait_for(wait, timeout)
         container.attrs()  # its state and ports now, for showing it

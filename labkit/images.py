@@ -20,7 +20,7 @@ import docker
 
 from .core import engine
 from .core.render import Renderable, human_bytes, seconds, stable, table
-from .core.errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage
+from .core.errors import ImageMissing, InsufficientDisk, RecipeFailed, UnknownImage, translated
 from .core.locks import host_lock
 
 RECIPE_LABEL = "labkit.recipe"
@@ -353,11 +353,9 @@ def prepare(names: Iterable[str] | None = None, mode: str = "auto") -> PrepareRe
 def _pull(s: ImageSpec) -> None:
     """Pull the pinned upstream image and commit it with the catalog labels under our name."""
     cli = engine.client()
-    try:
+    with translated(f"Pulling {s.upstream} failed", "Use `labkit prepare --offline` to build from OS packages instead.",
+                    error=RecipeFailed):
         cli.images.pull(s.upstream)
-    except docker.errors.APIError as exc:
-        raise RecipeFailed(f"Pulling {s.upstream} failed: {exc.explanation}",
-                           "Use `labkit prepare --offline` to build from OS packages instead.") from None
     container = cli.containers.create(s.upstream, command=list(s.cmd))
     try:
         repo, _, tag = s.name.rpartition(":")

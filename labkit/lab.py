@@ -39,16 +39,18 @@ class Lab(Renderable):
                  needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True) -> None:
         self.topic = topic
         self.session = Session(topic, _client_or_read_only(), engine.find_daemon()[0])
-        self.images = [_image_name(i) for i in images]
+        self.needed_images = [_image_name(i) for i in images]  # the catalog images this lab uses (lab.image(tag) names one it built)
         self._caps: Capabilities | None = None
         self._watchdog: subprocess.Popen | None = None
         self._view_of: Lab | None = None
         for listener in LISTENERS:
             listener(self)
         if prepare:
-            missing = [i for i in self.images if _missing(i, self.session.client)]
+            missing = [i for i in self.needed_images if _missing(i, self.session.client)]
             if missing:
                 _prepare(missing)
+        # the preflight as it was when the lab started: showing it again asks the engine nothing
+        self._present = {i: not _missing(i, self.session.client) for i in self.needed_images}
         if watchdog:
             self._watchdog = reaper.start_watchdog(self.session)
         self.require(*needs)
@@ -59,7 +61,8 @@ class Lab(Renderable):
         start, create and build go there. The view tracks what it makes on its own; its
         cleanup() never touches this session's things or its watchdog."""
         view = Lab.__new__(Lab)
-        view.topic, view.images, view._caps, view._watchdog = self.topic, self.images, self._caps, None
+        view.topic, view.needed_images, view._caps, view._watchdog = self.topic, self.needed_images, self._caps, None
+        view._present = self._present
         view.session = self.session.on(client, daemon_url, rootless)
         view._view_of = self
         return view
@@ -247,8 +250,8 @@ class Lab(Renderable):
         # the address differs between machines (a private CI engine, a rootless one): hidden in stable mode
         rows: list[tuple[str, str, str]] = [("Docker engine", volatile(self.daemon_url, "found"), "ok"),
                                             ("session", volatile(self.session.id, self.topic + "-…"), "ok")]
-        for image in self.images:
-            rows.append((image, "image", "missing" if _missing(image, self.client) else "present"))
+        for image in self.needed_images:
+            rows.append((image, "image", "present" if self._present.get(image) else "missing"))
         return Stack([table(["item", "value", "status"], rows, title=f"Lab {self.topic!r}: preflight",
                             status_column="status")])
 

@@ -18,7 +18,7 @@ import docker
 
 from .core.render import Renderable, human_bytes, seconds, table, volatile
 from . import containers
-from .core.errors import LabkitError, ReadinessTimeout
+from .core.errors import LabkitError, ReadinessTimeout, translated
 from .core.session import Session
 
 
@@ -215,10 +215,8 @@ class Registry(RegistryClient, Renderable):
         if not self.answers():
             raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pushed.")
         ref = self.ref(name)
-        try:
+        with translated(f"Cannot push {image!r}", "Build it first (lab.build).", image=image):
             img = self.session.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            raise LabkitError(f"There is no local image {image!r} to push.", "Build it first (lab.build).") from None
         repo, tag = ref.rsplit(":", 1)
         img.tag(repo, tag)
         self.session.tracker.tag(ref)
@@ -239,10 +237,8 @@ class Registry(RegistryClient, Renderable):
             raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pulled.")
         ref = self.ref(name)
         repo, tag = ref.rsplit(":", 1)
-        try:
+        with translated(f"Pulling {ref} failed", "registry.tags(repo) lists its tags."):
             self.session.client.images.pull(repo, tag=tag)
-        except docker.errors.APIError as exc:
-            raise LabkitError(f"Pulling {ref} failed: {exc.explanation}", "registry.tags(repo) lists its tags.") from None
         self.session.tracker.tag(ref)
         return ref
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +103,7 @@ class RootlessEngine(Renderable):
     userns: str
     startup: float
     source: docker.DockerClient  # the rootful engine, where the lab images are
+    engine_info: dict = field(default_factory=dict)  # `docker info` when it became ready (shown without asking again)
 
     @property
     def url(self) -> str:
@@ -117,7 +118,8 @@ class RootlessEngine(Renderable):
             self.lab.client.images.load(fh.read())
 
     def info(self):
-        info = self.lab.client.info()
+        """What `docker info` said of this engine when it became ready."""
+        info = self.engine_info
         # who runs it differs: the lab user when you are root, else you (and uids differ between machines)
         rows = [("runs as", f"{volatile(self.user, 'an unprivileged user')} (uid {volatile(self.uid)})"),
                 ("socket", volatile(self.socket)),
@@ -162,10 +164,10 @@ def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
            "PATH": PATH, "USER": user, "TMPDIR": str(home)}  # rootlesskit's state dir goes with the rest
     cmd = ([shutil.which("runuser") or "runuser", "-u", user, "--"] if is_root else []) + \
         ["env", "-i", *[f"{k}={v}" for k, v in env.items()], script, "--data-root", str(data)]
-    log = open(home / "dockerd.log", "wb")
     begin = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(home))
+    with open(home / "dockerd.log", "wb") as log:  # the engine keeps its own copy of the handle
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=str(home))
     lab.track_process(proc)
     sock = run_dir / "docker.sock"
     client = None
@@ -187,7 +189,8 @@ def start(lab: "Lab", timeout: float = 15) -> RootlessEngine:
     child = _engine_pid(proc.pid)
     userns = lab.track_user_namespace(child)
     view = lab.on(client, f"unix://{sock}", rootless=True)
-    return RootlessEngine(view, user, entry.pw_uid, str(sock), home, proc.pid, userns, startup, lab.client)
+    return RootlessEngine(view, user, entry.pw_uid, str(sock), home, proc.pid, userns, startup, lab.client,
+                          view.client.info())
 
 
 def root_marker(lab: "Lab") -> "HostMarker":

@@ -43,7 +43,7 @@ def instrument(nb):
         "_verify = {'phase': 'after-solution', 'checks': [], 'images': set()}\n"
         "_lx.subscribe(lambda r: _verify['checks'].append({'lab': r.lab, 'exercise': r.exercise, "
         "'passed': r.passed, 'phase': _verify['phase']}))\n"
-        "_ll.subscribe(lambda lab: _verify['images'].update(lab.images))")
+        "_ll.subscribe(lambda lab: _verify['images'].update(lab.needed_images))")
     listen.metadata["tags"] = ["verify-listen"]
     cells = [listen]
     for i, cell in enumerate(nb.cells):

@@ -1,7 +1,10 @@
 """The LabkitError tree. Every message ends with a ``Hint:`` line that says what to do."""
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
+
+import docker
 
 from .render import Renderable, callout
 
@@ -116,3 +119,23 @@ class LabSkipped(LabkitError):
 
 class CommandTimeout(ReadinessTimeout):
     default_hint = "The command ran longer than its timeout; raise `timeout=` or make it finish."
+
+
+def _explanation(exc: docker.errors.DockerException) -> str:
+    return (getattr(exc, "explanation", None) or str(exc)).strip()
+
+
+@contextlib.contextmanager
+def translated(action: str, hint: str | None = None, *, image: str | None = None,
+               error: type[LabkitError] = LabkitError) -> Iterator[None]:
+    """The one place where docker SDK errors become LabkitErrors: wrap an engine call in it. A
+    missing `image` becomes ImageMissing; anything else the engine refused becomes `error` with
+    "<action>: <the engine's reason>" and the hint. LabkitErrors (a stopped engine) pass as they are."""
+    try:
+        yield
+    except docker.errors.ImageNotFound as exc:
+        if image is None:
+            raise error(f"{action}: {_explanation(exc)}", hint) from None
+        raise ImageMissing(f"The image {image!r} is not in the local image store.", hint) from None
+    except docker.errors.APIError as exc:
+        raise error(f"{action}: {_explanation(exc)}", hint) from None

@@ -88,7 +88,10 @@ class Renderable:
         raise NotImplementedError
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return self._render().bundle()
+        """The MIME bundle Jupyter shows (text and HTML, a PNG for charts), filtered as asked.
+        Rendering reads only the object's own state: showing a result twice does no I/O."""
+        bundle = self._render().bundle()
+        return {k: v for k, v in bundle.items() if (not include or k in include) and not (exclude and k in exclude)}
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(self._render().text())
