@@ -189,7 +189,7 @@ def nsenter_escape(lab: "Lab", pid: int, marker: HostMarker, *, acknowledge_risk
     _require_ack(acknowledge_risk, "nsenter from a privileged --pid=host container")
     if pid <= 1:
         raise LabkitError("PID 1 is never a target here.", "Pass the pid from host_process(lab).")
-    if not lab.session.tracker.has("pid", str(pid)):  # only processes this session started itself
+    if not lab.session.tracks("pid", str(pid)):  # only processes this session started itself
         raise LabkitError(f"Process {pid} was not started by this lab.", "Pass the pid from host_process(lab).")
     command = f"nsenter -t {pid} -m -u -i -n -p cat {marker.path}"
     try:

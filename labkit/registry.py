@@ -215,7 +215,7 @@ class Registry(RegistryClient, Renderable):
         if not self.answers():
             raise RegistryUnavailable(f"The registry at {self.host} does not answer; nothing was pushed.")
         ref = self.ref(name)
-        with translated(f"Cannot push {image!r}", "Build it first (lab.build).", image=image):
+        with translated(f"Cannot push {image!r}", image=image, missing_hint="Build it first (lab.build)."):
             img = self.session.client.images.get(image)
         repo, tag = ref.rsplit(":", 1)
         img.tag(repo, tag)
@@ -256,7 +256,7 @@ class Registry(RegistryClient, Renderable):
     def _render(self):
         state = "answers /v2/" if self.running else "stopped"
         return table(["registry", "value"], [("server", self.kind), ("address", volatile(self.url, "http://127.0.0.1:…")),
-                                            ("state", state), ("repositories pushed here", ", ".join(sorted(set(self.pushed))))],
+                                            ("state", state), ("repositories", ", ".join(sorted(set(self.pushed))))],
                      title="Local registry (this session only)")
 
 

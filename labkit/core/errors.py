@@ -126,16 +126,17 @@ def _explanation(exc: docker.errors.DockerException) -> str:
 
 
 @contextlib.contextmanager
-def translated(action: str, hint: str | None = None, *, image: str | None = None,
+def translated(action: str, hint: str | None = None, *, image: str | None = None, missing_hint: str | None = None,
                error: type[LabkitError] = LabkitError) -> Iterator[None]:
     """The one place where docker SDK errors become LabkitErrors: wrap an engine call in it. A
-    missing `image` becomes ImageMissing; anything else the engine refused becomes `error` with
+    missing `image` becomes ImageMissing (with `missing_hint`, else how to make the lab images);
+    anything else the engine refused becomes `error` with
     "<action>: <the engine's reason>" and the hint. LabkitErrors (a stopped engine) pass as they are."""
     try:
         yield
     except docker.errors.ImageNotFound as exc:
         if image is None:
             raise error(f"{action}: {_explanation(exc)}", hint) from None
-        raise ImageMissing(f"The image {image!r} is not in the local image store.", hint) from None
+        raise ImageMissing(f"The image {image!r} is not in the local image store.", missing_hint) from None
     except docker.errors.APIError as exc:
         raise error(f"{action}: {_explanation(exc)}", hint) from None

@@ -94,6 +94,13 @@ class Session:
             work.join(timeout=timeout)
         self.pending.clear()
 
+    def tracks(self, kind: str, key: str) -> bool:
+        """Does this session track that host resource? A view also answers for its session: host
+        processes and paths belong to the host, whichever engine the view drives."""
+        if self.tracker.has(kind, key):
+            return True
+        return self.is_view and Tracker(self.tracker.dir.parent).has(kind, key)
+
     @property
     def is_view(self) -> bool:
         """A view of another session on a second engine (see `on`)."""
