@@ -14,6 +14,7 @@ import tarfile
 from typing import Mapping
 
 import docker
+from docker.auth import INDEX_NAME  # how BuildKit qualifies a short name in its output
 
 from .core.session import Session
 
@@ -88,8 +89,8 @@ def unsalt(text: str, aliases: Mapping[str, str]) -> str:
         copy_repo, ref_repo = _repo(copy), _repo(ref)
         first = ref_repo.split("/")[0]
         qualified = ref_repo if "/" in ref_repo and ("." in first or ":" in first) else \
-            f"docker.io/{ref_repo}" if "/" in ref_repo else f"docker.io/library/{ref_repo}"
-        text = text.replace(f"docker.io/library/{copy_repo}", qualified).replace(copy_repo, ref_repo)
+            f"{INDEX_NAME}/{ref_repo}" if "/" in ref_repo else f"{INDEX_NAME}/library/{ref_repo}"
+        text = text.replace(f"{INDEX_NAME}/library/{copy_repo}", qualified).replace(copy_repo, ref_repo)
     return text
 
 
