@@ -50,8 +50,8 @@ _GATES: dict[str, _Gate] = {}
 
 @contextlib.contextmanager
 def exclusive(session: Session) -> Iterator[None]:
-    """Builds of other sessions on this engine wait until the block ends (this session's own builds
-    still run, side by side): a measurement that needs the machine to itself."""
+    """Builds of other processes (other kernels, other learners) on this engine wait until the block
+    ends; this process's own builds still run side by side: a measurement that needs the machine."""
     gate = _gate(session.daemon_url)
     gate.acquire()
     try:
