@@ -45,12 +45,11 @@ class Lab(Renderable):
         self._view_of: Lab | None = None
         for listener in LISTENERS:
             listener(self)
-        if prepare:
-            missing = [i for i in self.needed_images if _missing(i, self.session.client)]
-            if missing:
-                _prepare(missing)
         # the preflight as it was when the lab started: showing it again asks the engine nothing
         self._present = {i: not _missing(i, self.session.client) for i in self.needed_images}
+        if prepare and not all(self._present.values()):
+            _prepare([i for i, ok in self._present.items() if not ok])
+            self._present = {i: ok or not _missing(i, self.session.client) for i, ok in self._present.items()}
         if watchdog:
             self._watchdog = reaper.start_watchdog(self.session)
         self.require(*needs)
