@@ -86,7 +86,7 @@ def main() -> int:
         if not args.no_pip:
             pip = timed(["make", ".venv-pip/.installed", "VENV=.venv-pip", "INSTALLER=pip"], clone,
                         empty_caches(tmp, "pip-run"), args.timeout, tmp / "install-pip.log")
-    print(f"Python install from requirements.lock into a new venv, empty package caches: "
+    print("Python install from requirements.lock into a new venv, empty package caches: "
           + (f"pip {pip:.1f} s (before) -> " if pip else "")
           + f"uv {install:.1f} s (after, bootstrapping uv included)"
           + (f", {pip / install:.1f} times faster" if pip else ""))
