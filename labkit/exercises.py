@@ -10,7 +10,7 @@ import os
 import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 from .core.render import Renderable, callout, table
 from .core.errors import CheckError, LabkitError
@@ -29,8 +29,13 @@ class Exercise:
     lab: str
     id: str
     title: str
-    hint: str
+    hints: tuple[str, ...]  # levels: a nudge, then where to look, then the answer
     fn: CheckFn
+
+    @property
+    def hint(self) -> str:
+        """The first level: what a failed check shows."""
+        return self.hints[0]
 
 
 EXERCISES: dict[tuple[str, str], Exercise] = {}
@@ -43,11 +48,15 @@ def subscribe(listener: Callable[["CheckResult"], None]) -> None:
     LISTENERS.append(listener)
 
 
-def exercise(lab: str, id: str, title: str, hint: str) -> Callable[[CheckFn], CheckFn]:
+def exercise(lab: str, id: str, title: str, hints: str | Sequence[str]) -> Callable[[CheckFn], CheckFn]:
     """Declare a check: the function gets the Lab and the learner's arguments, and returns
-    (passed, message) after looking at the real state."""
+    (passed, message) after looking at the real state. `hints` are levels shown one at a time
+    by `lab.hint(id)`: a nudge, then where to look, then the answer."""
+    levels = (hints,) if isinstance(hints, str) else tuple(hints)
+    if not levels:
+        raise ValueError(f"exercise {lab}/{id} needs at least one hint")
     def register(fn: CheckFn) -> CheckFn:
-        EXERCISES[(lab, id)] = Exercise(lab, id, title, hint, fn)
+        EXERCISES[(lab, id)] = Exercise(lab, id, title, levels, fn)
         return fn
     return register
 
@@ -82,12 +91,19 @@ class CheckResult(Renderable):
         return callout("error", f"Not yet: {self.title}", self.message, hint=self.hint)
 
 
-def run_check(lab: Checked, exercise_id: str, **kwargs: Any) -> CheckResult:
+def find(topic: str, exercise_id: str) -> Exercise:
+    """The exercise, or a CheckError that lists the lab's exercise ids."""
     exercises = load_all()
-    ex = exercises.get((lab.topic, exercise_id))
+    ex = exercises.get((topic, exercise_id))
     if ex is None:
-        known = ", ".join(i for (t, i) in exercises if t == lab.topic) or "none"
-        raise CheckError(f"Lab {lab.topic!r} has no exercise {exercise_id!r} (its exercises: {known}).")
+        known = ", ".join(i for (t, i) in exercises if t == topic) or "none"
+        raise CheckError(f"Lab {topic!r} has no exercise {exercise_id!r} (its exercises: {known}).",
+                         f"Use one of: {known}.")
+    return ex
+
+
+def run_check(lab: Checked, exercise_id: str, **kwargs: Any) -> CheckResult:
+    ex = find(lab.topic, exercise_id)
     params = [p for p in inspect.signature(ex.fn).parameters.values()][1:]
     names = {p.name for p in params}
     unknown = set(kwargs) - names
@@ -109,6 +125,84 @@ def run_check(lab: Checked, exercise_id: str, **kwargs: Any) -> CheckResult:
     return result
 
 
+# --- hints in levels and reference solutions ------------------------------------------------
+
+@dataclass
+class Hint(Renderable):
+    title: str
+    level: int
+    levels: int
+    text: str
+
+    def _render(self):
+        more = "ask again for the next level" if self.level < self.levels else "that was the last level; " \
+            "lab.solution(...) shows the reference solution"
+        return callout("info", f"Hint {self.level}/{self.levels}: {self.title}", self.text, details=f"({more})")
+
+
+def hint(topic: str, exercise_id: str) -> Hint:
+    """The next hint level for this exercise (the last one again once all were shown); recorded."""
+    ex = find(topic, exercise_id)
+    data = load_progress()
+    entry = _entry(data, topic, exercise_id)
+    level = min(entry.get("hints", 0) + 1, len(ex.hints))
+    entry["hints"] = level
+    _save_progress(data)
+    return Hint(ex.title, level, len(ex.hints), ex.hints[level - 1])
+
+
+def reference_dir() -> Path:
+    """Where the reference (trainer) edition of the notebooks is: $LABKIT_REFERENCE, else the
+    repository this labkit runs from."""
+    return Path(os.environ.get("LABKIT_REFERENCE") or Path(__file__).resolve().parent.parent / "notebooks")
+
+
+def solution_cells(notebook: dict, exercise_id: str) -> list[str]:
+    """The sources of the cells tagged `solution` between the previous check and the check of
+    `exercise_id`."""
+    found: list[str] = []
+    for cell in notebook.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        source = "".join(cell.get("source", ""))
+        if "check" in tags:
+            if f'lab.check("{exercise_id}"' in source or f"lab.check('{exercise_id}'" in source:
+                return found
+            found = []
+        elif "solution" in tags:
+            found.append(source)
+    return []
+
+
+@dataclass
+class Solution(Renderable):
+    title: str
+    cells: list[str]
+
+    def _render(self):
+        return callout("info", f"Reference solution: {self.title}", "Run or adapt it, then run the check again.",
+                       details="\n\n".join(self.cells))
+
+
+def solution(topic: str, exercise_id: str) -> Solution:
+    """The reference solution's cells (from the reference edition); recorded as shown."""
+    ex = find(topic, exercise_id)
+    cells: list[str] = []
+    for path in sorted(reference_dir().glob("*.ipynb")):
+        text = path.read_text()
+        if f'Lab("{topic}"' not in text:
+            continue
+        cells = solution_cells(json.loads(text), exercise_id)
+        if cells:
+            break
+    if not cells:
+        raise CheckError(f"No reference solution of {exercise_id!r} was found in {reference_dir()}.",
+                         "Set LABKIT_REFERENCE to the repository's notebooks/ directory, or ask your trainer.")
+    data = load_progress()
+    _entry(data, topic, exercise_id)["solution"] = True
+    _save_progress(data)
+    return Solution(ex.title, cells)
+
+
 # --- progress store ------------------------------------------------------------------------
 
 def progress_file() -> Path:
@@ -123,9 +217,16 @@ def load_progress() -> dict[str, dict[str, dict[str, Any]]]:
         return {}
 
 
+def _entry(data: dict, lab: str, exercise_id: str) -> dict[str, Any]:
+    entry = data.setdefault(lab, {}).setdefault(exercise_id, {})
+    entry.setdefault("attempts", 0)
+    entry.setdefault("status", "not tried")
+    return entry
+
+
 def record(lab: str, exercise_id: str, passed: bool) -> None:
     data = load_progress()
-    entry = data.setdefault(lab, {}).setdefault(exercise_id, {"attempts": 0, "status": "not tried"})
+    entry = _entry(data, lab, exercise_id)
     entry["attempts"] += 1
     # once done, stays done: a later failing re-run of the cell does not erase the achievement
     entry["status"] = "done" if passed or entry["status"] == "done" else "failed"
@@ -141,16 +242,19 @@ def _save_progress(data: dict) -> None:
     tmp.replace(path)
 
 
+PROGRESS_COLUMNS = ("lab", "exercise", "title", "status", "attempts", "hints", "solution")
+
+
 @dataclass
 class Progress(Renderable):
-    rows: list[tuple[str, str, str, str, int]]
+    rows: list[tuple[str, str, str, str, int, int, bool]]
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [dict(zip(("lab", "exercise", "title", "status", "attempts"), r)) for r in self.rows]
+        return [dict(zip(PROGRESS_COLUMNS, r)) for r in self.rows]
 
     def _render(self):
-        return table(["lab", "exercise", "title", "status", "attempts"], self.rows, title="Your progress",
-                     status_column="status")
+        rows = [(*r[:6], "shown" if r[6] else "") for r in self.rows]
+        return table(PROGRESS_COLUMNS, rows, title="Your progress", status_column="status")
 
 
 def progress(lab: str | None = None) -> Progress:
@@ -160,7 +264,8 @@ def progress(lab: str | None = None) -> Progress:
         if lab and topic != lab:
             continue
         entry = data.get(topic, {}).get(ex_id, {})
-        rows.append((topic, ex_id, ex.title, entry.get("status", "not tried"), entry.get("attempts", 0)))
+        rows.append((topic, ex_id, ex.title, entry.get("status", "not tried"), entry.get("attempts", 0),
+                     entry.get("hints", 0), bool(entry.get("solution", False))))
     return Progress(rows)
 
 

@@ -202,6 +202,16 @@ class Lab(Renderable):
         from . import exercises
         return exercises.run_check(self, exercise_id, **answers)
 
+    def hint(self, exercise_id: str):
+        """The next hint for an exercise: a nudge, then where to look, then the answer."""
+        from . import exercises
+        return exercises.hint(self.topic, exercise_id)
+
+    def solution(self, exercise_id: str):
+        """The reference solution of an exercise (recorded in your progress as shown)."""
+        from . import exercises
+        return exercises.solution(self.topic, exercise_id)
+
     def exercises(self):
         from . import exercises
         return exercises.progress(self.topic)
