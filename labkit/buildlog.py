@@ -72,6 +72,7 @@ class BuildReport(Renderable):
     steps: list[Step]
     log: str
     context_size: str = ""
+    equivalent: str = ""  # the docker build command line (labkit.builds.build_command)
 
     @property
     def ran(self) -> list[Step]:

@@ -15,6 +15,7 @@ from . import bases, buildcache
 from .buildlog import BuildFailed, BuildReport, Step, parse_classic, parse_plain, timed
 from .core import engine
 from .core.errors import ImageMissing, LabkitError
+from .core.render import command_line
 from .core.session import Session
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -35,6 +36,20 @@ def _write_secrets(tmp: Path, secrets: Mapping[str, str], secret_files: Mapping[
         f.write_text(value)
         args += ["--secret", f"id={sid},src={f}"]
     return args
+
+
+def build_command(argv: Sequence[str], env: Sequence[str], daemon_url: str, hidden: Mapping[str, str]) -> str:
+    """The command line a build stands for: the argv labkit ran with `docker` for the CLI's path, the
+    environment it set in front, minus plumbing left out for readability (--progress=plain and the
+    session's `--label` pairs)."""
+    drop, args, skip = {f"{k}={v}" for k, v in hidden.items()}, ["docker"], False
+    for arg, nxt in zip(argv[1:], [*argv[2:], ""]):
+        if skip or arg == "--progress=plain" or (arg == "--label" and nxt in drop):
+            skip = arg == "--label"
+            continue
+        args.append(arg)
+    env = [*env, *([f"DOCKER_HOST={daemon_url}"] if daemon_url != engine.DEFAULT_SOCKET else [])]
+    return command_line([*env, *args])
 
 
 def prepare_context(tmp: Path, dockerfile: str | None, context: str | os.PathLike | None,
@@ -104,6 +119,10 @@ def _build(session: Session, name: str, tag: str, dockerfile: str | None, contex
                 raise LabkitError("The classic builder has no secrets, ssh, cache import or platforms.",
                                   "Build with BuildKit (the default) for those options.")
             report = _build_classic(session, name, ctx, df, build_args or {}, target, no_cache, all_labels, aliases)
+            argv = ["docker", "build", "-t", name, *(["-f", str(df)] if df else []),
+                    *[a for k, v in (build_args or {}).items() for a in ("--build-arg", f"{k}={v}")],
+                    *(["--target", target] if target else []), *(["--no-cache"] if no_cache else []), str(ctx)]
+            report.equivalent = build_command(argv, ["DOCKER_BUILDKIT=0"], session.daemon_url, {})
         else:
             cli = engine.require_buildkit()
             cmd = [cli.path, "build", "--progress=plain", "-t", name]
@@ -129,6 +148,8 @@ def _build(session: Session, name: str, tag: str, dockerfile: str | None, contex
                 cmd += ["--platform", platform]
             cmd.append(str(ctx))
             report = _build_cli(session, name, cmd, {**cli.env(), "DOCKER_HOST": session.daemon_url}, aliases)
+            report.equivalent = build_command(cmd, [] if cli.mode == "buildx" else ["DOCKER_BUILDKIT=1"],
+                                              session.daemon_url, session.labels)
     return report
 
 

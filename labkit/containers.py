@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shlex
 import socket
 import tarfile
 import time
@@ -14,7 +15,7 @@ from typing import Any, Sequence
 
 import docker
 
-from .core.render import Renderable, Stack, callout, seconds, short_name, table, volatile
+from .core.render import Renderable, Stack, callout, command_line, seconds, short_name, table, volatile
 from .core.session import Session
 from .core.errors import CommandFailed, CommandTimeout, LabkitError, ReadinessTimeout, translated
 
@@ -28,6 +29,7 @@ class RunResult(Renderable):
     stdout: str
     stderr: str
     duration: float
+    equivalent: str = ""  # the docker command line this result stands for
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,73 @@ def _loopback_ports(ports: dict[Any, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+# The docker CLI flag of each SDK `containers.create` option, by how its value becomes arguments
+# (written by hand: the SDK has no CLI translation).
+_VALUE = dict(name="--name", user="--user", working_dir="-w", network="--network", network_mode="--network",
+              pid_mode="--pid", ipc_mode="--ipc", userns_mode="--userns", uts_mode="--uts", cgroupns="--cgroupns",
+              platform="--platform", hostname="--hostname", mem_limit="--memory", pids_limit="--pids-limit",
+              runtime="--runtime", shm_size="--shm-size", stop_signal="--stop-signal")
+_EACH = dict(cap_add="--cap-add", cap_drop="--cap-drop", security_opt="--security-opt", devices="--device",
+             dns="--dns", group_add="--group-add", device_cgroup_rules="--device-cgroup-rule")
+_PAIRS = dict(environment="-e", sysctls="--sysctl", labels="--label", extra_hosts="--add-host")
+_FLAG = dict(privileged="--privileged", read_only="--read-only", init="--init", stdin_open="-i", tty="-t")
+
+
+def run_command(verb: str, image: str, command: Sequence[str] | str | None = None, **options: Any) -> str:
+    """The `docker run`/`docker create` command line for SDK create options, e.g.
+    run_command("run --rm", "labkit/busybox", "echo hi") == "docker run --rm labkit/busybox echo hi".
+    The session's labels (labkit.session, ...) are left out for readability; options the CLI has no
+    flag for are named in a trailing comment rather than dropped."""
+    args, extra = ["docker", *verb.split()], []
+    entry = options.pop("entrypoint", None)
+    entry = shlex.split(entry) if isinstance(entry, str) else list(entry or [])
+    for key, value in options.items():
+        if value is None or value is False or value == {} or value == []:
+            continue
+        if key in _VALUE:
+            args += [_VALUE[key], str(value)]
+        elif key in _EACH:
+            args += [a for v in ([value] if isinstance(value, str) else value) for a in (_EACH[key], str(v))]
+        elif key in _PAIRS:
+            sep = ":" if key == "extra_hosts" else "="
+            items = [f"{k}{sep}{v}" for k, v in value.items()] if isinstance(value, dict) else list(value)
+            args += [a for item in items for a in (_PAIRS[key], item)]
+        elif key in _FLAG:
+            args.append(_FLAG[key])
+        elif key == "volumes":
+            args += [a for v in _volume_specs(value) for a in ("-v", v)]
+        elif key == "mounts":
+            args += [a for m in value for a in ("--mount", f"type={m.get('Type')},source={m.get('Source')},"
+                                                           f"target={m.get('Target')}" + (",readonly" if m.get("ReadOnly") else ""))]
+        elif key == "ports":
+            args += [a for cport, (ip, host) in (_loopback_ports(value) or {}).items()
+                     for a in ("-p", f"{ip}:{host or ''}:{cport.removesuffix('/tcp')}")]
+        elif key == "tmpfs":
+            args += [a for k, v in value.items() for a in ("--tmpfs", f"{k}:{v}" if v else k)]
+        else:
+            extra.append(f"{key}={value!r}")
+    if entry:
+        args += ["--entrypoint", entry[0]]
+    args.append(image)
+    args += entry[1:] + (shlex.split(command) if isinstance(command, str) else list(command or []))
+    return command_line(args) + (f"  # and SDK options {', '.join(extra)}" if extra else "")
+
+
+def _volume_specs(volumes: Any) -> list[str]:
+    if not isinstance(volumes, dict):
+        return [str(v) for v in volumes]
+    return [f"{src}:{b['bind']}" + (f":{b['mode']}" if b.get("mode") else "") if isinstance(b, dict) else f"{src}:{b}"
+            for src, b in volumes.items()]
+
+
+def exec_command(container: str, command: Sequence[str] | str, *, user: str = "", workdir: str | None = None,
+                 environment: dict[str, str] | None = None) -> str:
+    """The `docker exec` command line of Container.exec."""
+    args = ["docker", "exec"] + (["-u", user] if user else []) + (["-w", workdir] if workdir else [])
+    args += [a for k, v in (environment or {}).items() for a in ("-e", f"{k}={v}")]
+    return command_line(args + [container] + (shlex.split(command) if isinstance(command, str) else list(command)))
+
+
 def _create(session: Session, image: str, command: Sequence[str] | str | None, **kwargs: Any):
     labels = dict(kwargs.pop("labels", None) or {})
     labels.update(session.labels)
@@ -94,7 +163,7 @@ def run(session: Session, image: str, command: Sequence[str] | str | None = None
     finally:
         container.remove(force=True)
     result = RunResult(_cmd_text(command), int(status.get("StatusCode", -1)), stdout, stderr,
-                       time.monotonic() - start)
+                       time.monotonic() - start, run_command("run --rm", image, command, **kwargs))
     return result.check() if check else result
 
 
@@ -198,9 +267,10 @@ class Exec(WaitStrategy):
 class Container(Renderable):
     """A started container that belongs to a lab; a context manager that always removes it."""
 
-    def __init__(self, session: Session, model: Any) -> None:
+    def __init__(self, session: Session, model: Any, equivalent: str = "") -> None:
         self.session = session
         self.model = model
+        self.equivalent = equivalent  # the `docker run -d`/`docker create` command line that made it
         self._attrs: dict[str, Any] = dict(model.attrs)  # what it looked like when last asked
 
     @property
@@ -236,7 +306,8 @@ class Container(Renderable):
                                                    environment=environment)
         result = RunResult(_cmd_text(command), code if code is not None else -1,
                            (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
-                           time.monotonic() - start)
+                           time.monotonic() - start,
+                           exec_command(self.name, command, user=user, workdir=workdir, environment=environment))
         return result.check() if check else result
 
     def logs(self, tail: int | str = "all") -> str:
@@ -306,13 +377,16 @@ class Container(Renderable):
 def create(session: Session, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
            **kwargs: Any) -> Container:
     """`docker create`: a labelled container that exists but runs nothing (yet)."""
-    return Container(session, _create(session, image, command, name=session.name(name) if name else None, **kwargs))
+    kwargs["name"] = session.name(name) if name else None
+    return Container(session, _create(session, image, command, **kwargs),
+                     run_command("create", image, command, **kwargs))
 
 
 def start(session: Session, image: str, command: Sequence[str] | str | None = None, *, name: str | None = None,
           wait: WaitStrategy | None = None, timeout: float = 30, **kwargs: Any) -> Container:
     """`docker run -d`: start a labelled container, wait until ready, remove it if that fails."""
-    container = Container(session, _create(session, image, command, name=session.name(name) if name else None, **kwargs))
+    kwargs["name"] = session.name(name) if name else None
+    container = Container(session, _create(session, image, command, **kwargs), run_command("run -d", image, command, **kwargs))
     try:
         with translated(f"Docker could not start {short_name(container.name)} from {image!r}",
                         "Read the reason above: an option the engine refuses, or a command the image lacks."):

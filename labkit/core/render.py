@@ -10,6 +10,8 @@ import html
 import io
 import os
 import re
+import shlex
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -52,6 +54,26 @@ def short_name(name: str) -> str:
     return _SESSION_PREFIX.sub("", name)
 
 
+def command_line(args: Sequence[Any]) -> str:
+    """The shell command line of an argv, quoted so that it can be pasted into a terminal."""
+    return shlex.join(str(a) for a in args)
+
+
+_SESSION_NAME = re.compile(r"\blab-[a-z0-9-]+?-[0-9a-f]{6}(?=-)")
+_LOOPBACK_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d+")
+
+
+def stable_command(text: str) -> str:
+    """A command line as shown: in stable mode, session names become lab-<session>-SUFFIX, temporary
+    paths /tmp/…/FILE, loopback ports 127.0.0.1:<port> and digests "…", so outputs match between runs."""
+    if not stable():
+        return text
+    text = _SESSION_NAME.sub("lab-<session>", text)
+    text = re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"=,:]+", "/tmp/…", text)
+    text = _LOOPBACK_PORT.sub(r"\1:<port>", text)
+    return hide_ids(text)
+
+
 def seconds(value: float) -> str:
     return volatile(f"{value:.2f} s")
 
@@ -82,25 +104,32 @@ class Block:
 
 
 class Renderable:
-    """Mixin: implement `_render()` returning a Block; Jupyter and print() then use it."""
+    """Mixin: implement `_render()` returning a Block; Jupyter and print() then use it.
+    An object standing for a CLI command has an `equivalent` attribute (its command line): it is
+    shown under the result as an "equivalent: ..." line."""
 
     def _render(self) -> Block:
         raise NotImplementedError
 
+    def _shown(self) -> Block:
+        block = self._render()
+        command = getattr(self, "equivalent", "")
+        return Stack([block, Equivalent(command)]) if command and isinstance(command, str) else block
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """The MIME bundle Jupyter shows (text and HTML, a PNG for charts), filtered as asked.
         Rendering reads only the object's own state: showing a result twice does no I/O."""
-        bundle = self._render().bundle()
+        bundle = self._shown().bundle()
         return {k: v for k, v in bundle.items() if (not include or k in include) and not (exclude and k in exclude)}
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self._render().text())
+        p.text(self._shown().text())
 
     def text(self) -> str:
-        return self._render().text()
+        return self._shown().text()
 
     def html(self) -> str:
-        return self._render().html()
+        return self._shown().html()
 
 
 @dataclass
@@ -200,6 +229,20 @@ class Stack(Block, Renderable):
 
     def html(self) -> str:
         return "".join(b.html() for b in self.blocks)
+
+
+@dataclass
+class Equivalent(Block):
+    """The command line a result stands for, as one muted line under it."""
+
+    command: str
+
+    def text(self) -> str:
+        return f"equivalent: {stable_command(self.command)}"
+
+    def html(self) -> str:
+        return (f'<div class="labkit-equivalent" style="color:#57606a;margin:2px 0">equivalent: '
+                f'<code>{html.escape(stable_command(self.command))}</code></div>')
 
 
 @dataclass
