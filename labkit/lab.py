@@ -19,6 +19,7 @@ from .core.errors import DaemonUnavailable, LabSkipped, UnknownImage
 from .core.render import Renderable, Stack, table, volatile
 from .core.reaper import CleanupReport
 from .core.session import SESSION_LABEL, Session
+from .endpoint import SessionEndpoint
 
 LISTENERS: list[Callable[["Lab"], None]] = []  # told of every new Lab (labkit verify lists the images used)
 
@@ -36,7 +37,8 @@ class Lab(Renderable):
     lacks something in `needs` ("buildkit", "privileged", "registry", "binfmt:arm64", a tool)."""
 
     def __init__(self, topic: str, images: Sequence[str] = ("labkit/busybox:latest",),
-                 needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True) -> None:
+                 needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True,
+                 endpoint: bool = True) -> None:
         self.topic = topic
         self.session = Session(topic, _client_or_read_only(), engine.find_daemon()[0])
         self.needed_images = [_image_name(i) for i in images]  # the catalog images this lab uses (lab.image(tag) names one it built)
@@ -52,6 +54,13 @@ class Lab(Renderable):
             self._present = {i: ok or not _missing(i, self.session.client) for i, ok in self._present.items()}
         if watchdog:
             self._watchdog = reaper.start_watchdog(self.session)
+        self.endpoint: SessionEndpoint | None = None
+        if endpoint:
+            # the session's own socket: a kernel's shell cells (`!docker ...`) use it, and what
+            # they create carries the session's labels (labkit.endpoint)
+            self.endpoint = SessionEndpoint(self.session).start()
+            if ipython.in_kernel():
+                self.endpoint.export()
         self.require(*needs)
         ipython.install_error_display()
 
@@ -64,6 +73,7 @@ class Lab(Renderable):
         view._present = self._present
         view.session = self.session.on(client, daemon_url, rootless)
         view._view_of = self
+        view.endpoint = None
         return view
 
     # --- identity (see labkit.core.session) ----------------------------------------------------
@@ -246,6 +256,8 @@ class Lab(Renderable):
     def cleanup(self) -> CleanupReport:
         """Remove everything this session created; stop its watchdog. On a view (`lab.on`), only
         what the view made, on its engine."""
+        if self.endpoint is not None:
+            self.endpoint.stop()  # first: nothing new is created through it while removing
         self.session.join_pending()
         report = reaper.remove_session(self.client, self.session)
         self.session.tracker.reap_children()

@@ -37,7 +37,11 @@ def _docker_config_dir() -> Path:
 
 def find_daemon() -> tuple[str, str]:
     """Where the daemon is: (base_url, how it was found). DOCKER_HOST, then the current
-    docker context, then the rootless socket, then the default socket."""
+    docker context, then the rootless socket, then the default socket. LABKIT_DOCKER_HOST comes
+    first: a lab's shell cells get DOCKER_HOST pointing at the session's endpoint (labkit.endpoint),
+    while labkit itself keeps talking to the engine behind it."""
+    if os.environ.get("LABKIT_DOCKER_HOST"):
+        return os.environ["LABKIT_DOCKER_HOST"], "DOCKER_HOST"
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"], "DOCKER_HOST"
     cfg_dir = _docker_config_dir()

@@ -54,3 +54,13 @@ def install_error_display() -> bool:
     shell.set_custom_exc((LabkitError,), _show_labkit_error)
     _installed = True
     return True
+
+
+def in_kernel() -> bool:
+    """Is this code running in an IPython kernel (a notebook), where shell cells exist?"""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ != "TerminalInteractiveShell"
