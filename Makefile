@@ -78,6 +78,7 @@ notebooks: prepare
 	  (cd notebooks && LABKIT_STABLE=1 XDG_STATE_HOME=$$(mktemp -d) ../$(PY) -m papermill --no-progress-bar -k python3 $$(basename $$nb) $$(basename $$nb)) \
 	    || { grep -q '"ename": "LabSkipped"' $$nb || exit 1; echo "  (stopped at its skip banner: committed as skipped)"; }; \
 	done
+	$(PY) -m labkit.cheatsheet
 
 # Re-resolve requirements.lock for every Python the project supports (requires-python >= 3.10),
 # with hashes. Needs the package index. Keeps existing pins unless LOCK_ARGS=--upgrade.
