@@ -132,12 +132,12 @@ class Hint(Renderable):
     title: str
     level: int
     levels: int
-    text: str
+    message: str
 
     def _render(self):
         more = "ask again for the next level" if self.level < self.levels else "that was the last level; " \
             "lab.solution(...) shows the reference solution"
-        return callout("info", f"Hint {self.level}/{self.levels}: {self.title}", self.text, details=f"({more})")
+        return callout("info", f"Hint {self.level}/{self.levels}: {self.title}", self.message, details=f"({more})")
 
 
 def hint(topic: str, exercise_id: str) -> Hint:
@@ -188,8 +188,10 @@ def solution(topic: str, exercise_id: str) -> Solution:
     ex = find(topic, exercise_id)
     cells: list[str] = []
     for path in sorted(reference_dir().glob("*.ipynb")):
-        cells = solution_cells(json.loads(path.read_text()), exercise_id)
-        if cells:  # exercise ids are unique within a lab; the check names its lab's notebook
+        notebook = json.loads(path.read_text())
+        code = "".join("".join(c.get("source", "")) for c in notebook.get("cells", []) if c.get("cell_type") == "code")
+        if f'Lab("{topic}"' in code or f"Lab('{topic}'" in code:
+            cells = solution_cells(notebook, exercise_id)
             break
     if not cells:
         raise CheckError(f"No reference solution of {exercise_id!r} was found in {reference_dir()}.",
