@@ -1,4 +1,4 @@
-"""`labkit` command line: doctor, images, prepare, clean, progress, verify, bundle, lab."""
+"""`labkit` command line: doctor, images, prepare, clean, progress, verify, bundle, workspace, lab."""
 from __future__ import annotations
 
 import argparse
@@ -114,18 +114,35 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _workspace(args: argparse.Namespace) -> int:
+    from . import workspace
+    print(workspace.update(Path(args.path) if args.path else workspace.default_workspace(), REPO / "notebooks").text())
+    return 0
+
+
 def _lab(args: argparse.Namespace) -> int:
-    notebooks = Path(args.dir).resolve()
-    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}",
-           f"--ServerApp.root_dir={notebooks}",
+    from . import workspace
+    reference = REPO / "notebooks"
+    if args.trainer:  # the reference edition, solutions included, where it is
+        root = Path(args.dir or reference).resolve()
+        where = [f"--ServerApp.root_dir={root}"]
+    else:  # the learner edition in the learner's own workspace, updated from the reference first
+        root = Path(args.dir).expanduser().resolve() if args.dir else workspace.default_workspace()
+        print(workspace.update(root, reference).text(), flush=True)
+        workspace.seed_jupyterlab(root)
+        where = workspace.jupyter_args(root)
+    cmd = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={args.port}", *where,
            # no calls home: a classroom may be offline, and the labs send nothing off the machine
            "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if args.no_browser:
         cmd.append("--no-browser")
     if os.geteuid() == 0:  # CI machines and classroom containers run as root; Jupyter refuses that by default
         cmd.append("--allow-root")
-    print("Starting JupyterLab on 127.0.0.1 (token required; the URL with the token is printed below).",
-          flush=True)
+    # lab.solution() reads the reference edition, wherever the learner works
+    os.environ["LABKIT_REFERENCE"] = str(reference)
+    edition = "reference edition" if args.trainer else "learner edition"
+    print(f"Starting JupyterLab on 127.0.0.1 in {root} ({edition}; token required: the URL with the token "
+          "is printed below).", flush=True)
     os.execv(sys.executable, cmd)
     return 0  # pragma: no cover
 
@@ -180,8 +197,21 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--wheels", action="store_true", help="export: also the Python wheels (needs the package index)")
     b.add_argument("--docker-host", help="import: into this engine (e.g. unix:///run/user/1000/docker.sock)")
     b.set_defaults(func=_bundle)
-    lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 with the workshop notebooks")
-    lab.add_argument("--dir", default=str(REPO / "notebooks"), help="notebook directory (default: %(default)s)")
+    w = sub.add_parser("workspace", help="make or update your workspace: the learner edition of the notebooks",
+                       description="Writes the notebooks without their reference solutions (and their assets) "
+                                   "into DIR. A file you changed is kept; its new version goes beside it "
+                                   "(e.g. 02-buildkit.new.ipynb). A notebook you deleted comes back.")
+    w.add_argument("path", nargs="?", metavar="DIR",
+                   help="the workspace (default: $LABKIT_WORKSPACE, else ~/labkit-workspace)")
+    w.set_defaults(func=_workspace)
+    lab = sub.add_parser("lab", help="start JupyterLab on 127.0.0.1 in your workspace (learner edition)",
+                         description="Updates your workspace (see `labkit workspace`) and opens JupyterLab there, "
+                                     "on notebook 00. --trainer opens the reference edition (with the solutions) "
+                                     "instead.")
+    lab.add_argument("--dir", help="the workspace (default: $LABKIT_WORKSPACE, else ~/labkit-workspace); with "
+                                   f"--trainer, the notebook directory (default: {REPO / 'notebooks'})")
+    lab.add_argument("--trainer", action="store_true",
+                     help="open the reference edition (solutions included) instead of a workspace")
     lab.add_argument("--port", type=int, default=8888, help="port on 127.0.0.1 (default: %(default)s)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser")
     lab.set_defaults(func=_lab)
