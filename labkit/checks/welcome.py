@@ -6,19 +6,37 @@ import docker
 from ..exercises import exercise
 
 
-@exercise("welcome", "first-container", "Start a container that greets and keeps running",
-          "Use lab.start(image, command, name='greeter') with a shell command that echoes, then sleeps "
-          "so the container keeps running.")
-def first_container(lab, name: str = "greeter"):
+def _greeting_container(lab, name: str, greeting: str):
     full = lab.name(name)
     try:
         c = lab.client.containers.get(full)
     except docker.errors.NotFound:
-        return False, f"No container named {name!r} exists in this lab session yet."
+        mine = [c.name for c in lab.client.containers.list(all=True, filters={"label": f"labkit.session={lab.session}"})]
+        found = f" This session has: {', '.join(mine)}." if mine else " This session has no container yet."
+        return False, f"No container named {full} exists.{found}"
     if c.labels.get("labkit.session") != lab.session:
-        return False, f"{full} was not started through this lab (it has no session label)."
+        return False, f"{full} was not started in this lab session (it has no session label)."
     if c.status != "running":
         return False, f"{name!r} exists but is {c.status}: its command must keep it running."
-    if "hello, labs" not in c.logs().decode(errors="replace"):
-        return False, f"{name!r} runs, but its logs do not contain 'hello, labs'."
-    return True, f"{name!r} is running and said hello."
+    logs = c.logs().decode(errors="replace").strip()
+    if greeting not in logs:
+        return False, f"{name!r} runs, but its logs say {logs[-80:]!r}, not {greeting!r}."
+    return True, f"{name!r} is running and said {greeting!r}."
+
+
+@exercise("welcome", "first-container", "Start a container that greets and keeps running", (
+    "A container lives as long as its command: the command must print, then keep going.",
+    "lab.start(image, command, name=...) is `docker run -d`; the command can be a list such as "
+    "['sh', '-c', '...; ...'].",
+    "lab.start('labkit/busybox', ['sh', '-c', 'echo hello, labs; sleep 3600'], name='greeter')"))
+def first_container(lab, name: str = "greeter"):
+    return _greeting_container(lab, name, "hello, labs")
+
+
+@exercise("welcome", "shell-container", "The same with the real docker command", (
+    "It is the same container as before, typed as you would in a terminal: start the cell with `!`.",
+    "`docker run -d --name NAME IMAGE sh -c '...'`; in a `!` cell, {lab.name('web')} puts the session's "
+    "name in the command.",
+    "!docker run -d --name {lab.name('web')} labkit/busybox sh -c 'echo hello, shell; sleep 3600'"))
+def shell_container(lab, name: str = "web"):
+    return _greeting_container(lab, name, "hello, shell")
