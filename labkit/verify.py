@@ -2,7 +2,11 @@
 of each notebook serves both). Each notebook runs once with papermill, in a fresh session, with
 its reference solutions; before each solution a copy of the check that follows is injected and
 must fail, after it the check must pass; outputs tagged nbval-check-output must match the
-committed ones. A LabSkipped notebook is reported as skipped, never as passed."""
+committed ones. A LabSkipped notebook is reported as skipped, never as passed.
+
+`--edition learner` runs what a learner gets instead (no solutions, check outputs cleared)
+straight through with errors allowed: it passes when nothing before the first exercise raised
+and no check passed (a check that passes untouched gives the exercise away)."""
 from __future__ import annotations
 
 import configparser
@@ -22,6 +26,9 @@ from typing import Any, Iterable, Iterator
 LOG_MARK = "LABKIT-VERIFY "
 CELL_TIMEOUT = 600
 SANITIZE = Path(__file__).parent / "data" / "sanitize.cfg"  # nbval's format: `pytest --nbval-lax --sanitize-with`
+PAPERMILL_MARK = "papermill-error-cell-tag"  # papermill.execute.ERROR_MARKER_TAG
+PASSED_MARK = "[SUCCESS] Passed:"  # how a passed CheckResult starts in text/plain (a success callout)
+INSTRUMENT_TAGS = {"precheck", "injected-parameters", "verify-listen"}
 
 
 class Skipped(Exception):
@@ -103,9 +110,11 @@ def fresh_session(workdir: Path) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def execute(original, name: str, workdir: Path, cwd: Path, outdir: Path, timeout: float = CELL_TIMEOUT) -> tuple[Any, dict, float]:
+def execute(original, name: str, workdir: Path, cwd: Path, outdir: Path, timeout: float = CELL_TIMEOUT,
+            allow_errors: bool = False) -> tuple[Any, dict, float]:
     """Run the instrumented notebook once; (executed notebook, what the last cell reported, seconds).
-    Raises Skipped for LabSkipped and AssertionError for any other failure (a hanging cell included)."""
+    Raises Skipped for LabSkipped and AssertionError for any other failure (a hanging cell included),
+    or, with `allow_errors`, runs straight through the cells that raise (the learner edition)."""
     import nbformat
     import papermill
     outdir.mkdir(parents=True, exist_ok=True)
@@ -114,15 +123,26 @@ def execute(original, name: str, workdir: Path, cwd: Path, outdir: Path, timeout
     start = time.monotonic()
     try:
         papermill.execute_notebook(str(src), str(out), cwd=str(cwd), kernel_name="python3",
-                                   execution_timeout=timeout, progress_bar=False, parameters={"quick": True})
+                                   execution_timeout=timeout, progress_bar=False, parameters={"quick": True},
+                                   **({"allow_errors": True} if allow_errors else {}))
     except papermill.PapermillExecutionError as exc:
         if exc.ename == "LabSkipped":
             raise Skipped(exc.evalue) from None
-        raise AssertionError(f"{name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}") from None
+        if not allow_errors:
+            raise AssertionError(f"{name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}") from None
     except Exception as exc:  # e.g. a cell that outlived the timeout: the kernel is gone, the rest goes on
         raise AssertionError(f"{name} did not finish: {type(exc).__name__}: {exc}"[:500]) from None
     seconds = time.monotonic() - start
     executed = nbformat.read(out, as_version=4)
+    if allow_errors:
+        from .core.ipython import skip_reason
+        # papermill marks the first error with cells of its own: they are not the notebook's
+        executed.cells = [c for c in executed.cells if PAPERMILL_MARK not in tags(c)]
+        nbformat.write(executed, out)
+        # errors allowed, a skip banner does not stop the run: it skips the notebook all the same
+        reason = next((r for c in executed.cells if (r := skip_reason(c))), None)
+        if reason is not None:
+            raise Skipped(reason)
     # A LabSkipped banner stops the notebook without an error output (papermill returns normally)
     stopped = [c for c in executed.cells if c.get("metadata", {}).get("papermill", {}).get("exception")]
     if stopped:
@@ -152,11 +172,48 @@ def verify_checks(original, log: list[dict], name: str) -> int:
 
 
 def verify_outputs(original, executed, name: str) -> None:
-    fresh = [c for c in executed.cells if not {"precheck", "injected-parameters", "verify-listen"} & set(tags(c))][:-1]
+    fresh = [c for c in executed.cells if not INSTRUMENT_TAGS & set(tags(c))][:-1]
     assert len(fresh) == len(original.cells)
     for i, (want, got) in enumerate(zip(original.cells, fresh)):
         if "nbval-check-output" in tags(want) and want.get("outputs"):
             assert text_of(got) == text_of(want), f"{name} cell {i} output changed:\n{got.source}"
+
+
+def exercise_starts(cell) -> bool:
+    """An exercise begins at a "## Exercise" heading, or at its check where a notebook has none."""
+    source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+    return (cell.cell_type == "markdown" and source.startswith("## Exercise")) or "check" in tags(cell)
+
+
+def error_of(cell) -> str | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error" and not (out.get("ename") == "SystemExit" and out.get("evalue") in ("", "0")):
+            return f"{out.get('ename')}: {out.get('evalue')}"
+    return None
+
+
+def shows_a_pass(cell) -> bool:
+    return any("".join((out.get("data") or {}).get("text/plain", "")).startswith(PASSED_MARK)
+               for out in cell.get("outputs", []))
+
+
+def verify_learner(executed, log: list[dict], name: str) -> tuple[int, str]:
+    """The learner edition, run straight through: nothing before the first exercise raises, and no
+    check passes (nobody solved anything). (checks seen failing, a note on the errors allowed)."""
+    cells = [c for c in executed.cells if not INSTRUMENT_TAGS & set(tags(c))][:-1]
+    first = next((i for i, c in enumerate(cells) if exercise_starts(c)), len(cells))
+    for i, cell in enumerate(cells[:first]):
+        error = error_of(cell)
+        assert error is None, f"{name} (learner edition) cell {i}, before the first exercise, raised {error}"
+    checks = [c for c in cells if "check" in tags(c)]
+    assert checks, f"{name} has no exercise check"
+    for cell in checks:
+        assert not shows_a_pass(cell), f"{name} (learner edition): a check passed with no solution:\n{cell.source}"
+    passed = [e["exercise"] for e in log if e["passed"]]
+    assert not passed, f"{name} (learner edition): check(s) {', '.join(passed)} passed with no solution"
+    later = [i for i, c in enumerate(cells[first:], first) if error_of(c)]
+    note = f"{len(later)} cell(s) after the first exercise raised (allowed): {later}" if later else ""
+    return len(checks), note
 
 
 @dataclass
@@ -171,20 +228,30 @@ class Result:
     executed: str = ""
 
 
-def run_notebook(path: Path, outdir: Path, timeout: float = CELL_TIMEOUT) -> Result:
-    """Execute and verify one notebook in a fresh session; never raises."""
+def run_notebook(path: Path, outdir: Path, timeout: float = CELL_TIMEOUT, edition: str = "reference") -> Result:
+    """Execute and verify one notebook in a fresh session; never raises. edition="learner" runs
+    the learner edition (workspace.learner_edition) straight through, errors allowed."""
     import nbformat
     original = nbformat.read(path, as_version=4)
+    learner = edition == "learner"
+    if learner:
+        from .workspace import learner_edition
+        original = nbformat.from_dict(learner_edition(original))
+    note = ""
     with tempfile.TemporaryDirectory(prefix="labkit-verify-") as tmp, fresh_session(Path(tmp)):
         try:
-            executed, report, seconds = execute(original, path.name, Path(tmp), path.parent, outdir, timeout)
-            n = verify_checks(original, report["checks"], path.name)
-            verify_outputs(original, executed, path.name)
+            executed, report, seconds = execute(original, path.name, Path(tmp), path.parent, outdir, timeout,
+                                                allow_errors=learner)
+            if learner:
+                n, note = verify_learner(executed, report["checks"], path.name)
+            else:
+                n = verify_checks(original, report["checks"], path.name)
+                verify_outputs(original, executed, path.name)
         except Skipped as exc:
             return Result(path.stem, "skipped", str(exc), executed=str(outdir / path.name))
         except AssertionError as exc:
             return Result(path.stem, "failed", str(exc), executed=str(outdir / path.name))
-    return Result(path.stem, "passed", "", round(seconds, 1), n, report["images"],
+    return Result(path.stem, "passed", note, round(seconds, 1), n, report["images"],
                   round(report["peak_rss_kb"] / 1024, 1), str(outdir / path.name))
 
 
