@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .containers import RunResult
-from .core.render import Renderable, table
+from .core.render import Renderable, command_line, table
 from .core.errors import CommandFailed, LabkitError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ class DockerConfig(Renderable):
         except subprocess.TimeoutExpired:
             raise DaemonNotAnswering(f"`docker {' '.join(args)}` got no answer within {timeout:.0f} s.") from None
         result = RunResult("docker " + " ".join(args), proc.returncode, proc.stdout, proc.stderr,
-                           time.monotonic() - start)
+                           time.monotonic() - start, command_line([f"DOCKER_CONFIG={self.dir}", "docker", *args]))
         if proc.returncode != 0 and "Cannot connect to the Docker daemon" in proc.stderr:
             raise DaemonNotAnswering(f"`docker {' '.join(args)}`: the daemon of this context does not answer "
                                      "(nothing listens on its socket or port).")

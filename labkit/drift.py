@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from .core.render import Renderable, Stack, callout, seconds, table, volatile
+from .core.render import Renderable, Stack, callout, command_line, seconds, table, volatile
 from .core.engine import find_tool
 from .core.errors import LabkitError
 from .testrun import TestRun, pytest_subprocess
@@ -39,6 +39,7 @@ class Play(Renderable):
     check: bool
     tasks: list[Task] = field(default_factory=list)
     seconds: float = 0.0
+    equivalent: str = ""  # the ansible-playbook command line (its JSON-output environment left out)
 
     @property
     def changed(self) -> list[str]:
@@ -110,7 +111,7 @@ def ansible(lab: "Lab", workdir: str | os.PathLike, playbook: str | os.PathLike,
         raise LabkitError(f"ansible-playbook failed before it ran a task (exit code {proc.returncode}).",
                           "Read the output: a YAML error names its line.",
                           details=(proc.stdout + proc.stderr)[-1500:]) from None
-    play = Play(check, seconds=time.monotonic() - start)
+    play = Play(check, seconds=time.monotonic() - start, equivalent=command_line(["ansible-playbook", *cmd[1:]]))
     unreachable = []
     for p in result.get("plays", []):
         for t in p.get("tasks", []):

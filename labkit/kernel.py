@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .containers import RunResult
-from .core.render import Stack, callout, volatile
+from .core.render import Stack, callout, command_line, volatile
 from .core.errors import LabkitError
 from .archive import safe_extract
 
@@ -64,7 +64,8 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
             raise LabkitError(f"The hand-made container did not finish within {timeout} s.",
                               "Make the script end (no servers, no endless loops).") from None
         return Handmade("unshare ... chroot ROOTFS /bin/sh -c ...", proc.returncode,
-                        proc.stdout, proc.stderr, time.monotonic() - start, "on this machine, as root")
+                        proc.stdout, proc.stderr, time.monotonic() - start, command_line(cmd),
+                        where="on this machine, as root")
     # Not root here: the same commands inside a container that may create namespaces.
     result = lab.run("labkit/busybox", ["sh", "-c", f"unshare --pid --fork --uts --net --ipc --mount "
                                         f"--mount-proc=/rootfs/proc chroot /rootfs /bin/sh -c '{_quote(script)}'"],
@@ -73,7 +74,7 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
                               str(rootfs / "proc"): {"bind": "/rootfs/proc", "mode": "rw"}}, cap_add=["SYS_ADMIN"],
                      security_opt=["seccomp=unconfined", "apparmor=unconfined"], timeout=timeout)
     return Handmade("unshare ... chroot ROOTFS /bin/sh -c ...", result.exit_code, result.stdout, result.stderr, result.duration,
-                    "inside a helper container with CAP_SYS_ADMIN (you are not root here)")
+                    result.equivalent, where="inside a helper container with CAP_SYS_ADMIN (you are not root here)")
 
 
 def _quote(script: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import LabkitError
-from .core.render import Renderable, human_bytes, table, volatile
+from .core.render import Renderable, command_line, human_bytes, table, volatile
 from .registry import RegistryClient, RegistryUnavailable, split_ref
 
 
@@ -27,6 +27,7 @@ class Artifact(Renderable):
     artifact_type: str
     layers: list[tuple[str, str, int, str]]  # (title, media type, size, digest)
     seconds: float
+    equivalent: str = ""  # the oras CLI command line of the same push
 
     def _render(self):
         return table(["file", "media type", "size", "blob digest"],
@@ -73,7 +74,19 @@ def push_artifact(registry: RegistryClient, name: str, files: dict[str, str], ar
     manifest, digest = registry.manifest(name)
     layers = [((ly.get("annotations") or {}).get("org.opencontainers.image.title", "?"), ly["mediaType"], ly["size"],
                ly["digest"]) for ly in manifest.get("layers", [])]
-    return Artifact(f"{registry.host}/{name}", digest, manifest.get("config", {}).get("mediaType", ""), layers, took)
+    return Artifact(f"{registry.host}/{name}", digest, manifest.get("config", {}).get("mediaType", ""), layers, took,
+                    push_command(f"{registry.host}/{name}", files, artifact_type, annotations, subject))
+
+
+def push_command(ref: str, files: dict[str, str], artifact_type: str, annotations: dict[str, str] | None = None,
+                 subject: str | None = None) -> str:
+    """The `oras push` command line of push_artifact (`oras attach` when the artifact refers to a subject)."""
+    args = ["oras", "attach" if subject else "push", "--plain-http", "--artifact-type", artifact_type]
+    args += [a for k, v in (annotations or {}).items() for a in ("--annotation", f"{k}={v}")]
+    head, _, last = ref.rpartition("/")
+    repo = f"{head}/{last.split(':')[0].split('@')[0]}"
+    target = ref if not subject else subject if "/" in subject else f"{repo}@{subject}"  # attach names its subject
+    return command_line(args + [target] + [f"{path}:{media}" for path, media in files.items()])
 
 
 def pull_artifact(registry: RegistryClient, ref: str, outdir: str | os.PathLike) -> list[Path]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import docker
 
-from .core.render import Renderable, human_bytes, seconds, table, volatile
+from .core.render import Renderable, command_line, human_bytes, seconds, table, volatile
 from . import containers
 from .core.errors import LabkitError, ReadinessTimeout, translated
 from .core.session import Session
@@ -52,6 +52,7 @@ class Pushed(Renderable):
     digest: str
     seconds: float
     bytes: int
+    equivalent: str = ""  # docker tag ... && docker push ...
 
     def _render(self):
         return table(["pushed", "digest", "uploaded", "time"],
@@ -229,7 +230,8 @@ class Registry(RegistryClient, Renderable):
         manifest, _ = self.manifest(f"{split_ref(name)[0]}@{digest}" if digest else name)
         total = sum(ly.get("size", 0) for ly in manifest.get("layers", [])) + manifest.get("config", {}).get("size", 0)
         self.pushed.append(split_ref(name)[0])
-        return Pushed(ref, digest, time.monotonic() - start, total)
+        return Pushed(ref, digest, time.monotonic() - start, total,
+                      f"{command_line(['docker', 'tag', image, ref])} && {command_line(['docker', 'push', ref])}")
 
     def pull(self, name: str) -> str:
         """Pull <registry>/<name> into the local store; returns the local reference."""

@@ -62,3 +62,13 @@ def test_build_command_is_the_cli_argv_without_plumbing():
         f"DOCKER_BUILDKIT=1 docker build -t {NAME} --label team=a --secret id=token,src=/run/token --ssh default --no-cache ctx"
     assert build_command(["docker", "build", "."], [], "tcp://10.0.0.2:2375", {}) == \
         "DOCKER_HOST=tcp://10.0.0.2:2375 docker build ."
+
+
+def test_oras_push_command():
+    from labkit.oras import push_command
+    assert push_command("127.0.0.1:5000/sbom:v1", {"sbom.json": "application/vnd.cyclonedx+json"},
+                        "application/vnd.example.sbom", {"a": "b"}) == \
+        ("oras push --plain-http --artifact-type application/vnd.example.sbom --annotation a=b "
+         "127.0.0.1:5000/sbom:v1 sbom.json:application/vnd.cyclonedx+json")
+    assert push_command("127.0.0.1:5000/app:v1", {"sig": "text/plain"}, "application/x.sig", subject="sha256:ab") == \
+        "oras attach --plain-http --artifact-type application/x.sig 127.0.0.1:5000/app@sha256:ab sig:text/plain"
