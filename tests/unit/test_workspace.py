@@ -206,3 +206,15 @@ def test_every_check_has_a_reference_solution():
     assert checks >= len(NOTEBOOKS)
     assert not missing, f"checks without a solution cell before them: {missing}"
     assert not unknown, f"checks of no registered exercise: {unknown}"
+
+
+def test_the_start_page_links_every_lab_and_says_how_exercises_work():
+    welcome = json.loads((REPO / "notebooks" / "00-welcome.ipynb").read_text())
+    first = [c for c in welcome["cells"][:4] if c["cell_type"] == "markdown"]
+    text = "\n".join("".join(c["source"]) for c in first)
+    links = set(re.findall(r"\]\(([\w-]+\.ipynb)\)", text))
+    assert links == {p.name for p in NOTEBOOKS}, "the start page links every notebook, and only those"
+    assert "## How exercises work" in text
+    for words in ('lab.hint("id")', 'lab.solution("id")', "labkit progress", "%%bash", '{lab.image("app")}'):
+        assert words in text
+    assert not any("".join(c["source"]).startswith("## Exercise") for c in first)
