@@ -30,7 +30,8 @@ def free_port() -> int:
 
 def test_labkit_lab_serves_jupyterlab_on_loopback_with_a_token(tmp_path):
     port = free_port()
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"))
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"), JUPYTER_CONFIG_DIR=str(tmp_path / "cfg"),
+               LABKIT_WORKSPACE=str(tmp_path / "workspace"))  # the learner's workspace: never the tester's home
     proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "lab", "--no-browser", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
