@@ -73,8 +73,8 @@ def find_risky(lab, answer: set | list | None = None):
         except docker.errors.NotFound:
             pass
     if len(suspects) < 3:
-        return False, (f"Found only {sorted(suspects) or 'none'} of the three suspects: start them first "
-                       "(the cell above the exercise).")
+        found = f"only {', '.join(sorted(suspects))}" if suspects else "none"
+        return False, f"Found {found} of the three suspects: start them first (the cell above the exercise)."
     truth = {n for n, a in suspects.items() if _risky(a)}
     given = set(answer or [])
     if given == truth:
@@ -105,11 +105,11 @@ def pid_sidecar(lab):
     if debugger is None:
         return False, f"No container {lab.name('debugger')} in this session."
     host = debugger.attrs["HostConfig"]
-    pid_mode = host.get("PidMode") or "a private PID namespace"
+    pid_mode = host.get("PidMode") or ""
     if debugger.status != "running":
         return False, f"Found {lab.name('debugger')}, but it is {debugger.status}: it must keep running (e.g. sleep 3600)."
     if host.get("Privileged") or host.get("PidMode") == "host" or _caps(host.get("CapAdd")):
-        return False, (f"Found a debugger with Privileged={bool(host.get('Privileged'))}, PidMode={pid_mode!r}, "
+        return False, (f"Found a debugger with Privileged={bool(host.get('Privileged'))}, PidMode={pid_mode or 'private'!r}, "
                        f"CapAdd={sorted(_caps(host.get('CapAdd')))}: it needs none of these.")
     joined = pid_mode.removeprefix("container:") if pid_mode.startswith("container:") else None
     try:
@@ -117,7 +117,8 @@ def pid_sidecar(lab):
     except docker.errors.NotFound:
         target = None
     if target != app.id:
-        return False, f"Found a debugger running with PidMode {pid_mode!r}: it does not share the PID namespace of app."
+        where = f"PidMode {pid_mode!r}" if pid_mode else "its own PID namespace (no PidMode)"
+        return False, f"Found a debugger running with {where}: it does not share the PID namespace of app."
     seen = debugger.exec_run(["ps", "-o", "pid,args"]).output.decode(errors="replace")
     if "httpd -f" not in seen:
         return False, f"The debugger runs, but `ps` in it does not show app's httpd; it sees:\n{seen.strip()}"
