@@ -19,13 +19,18 @@ def _scan(lab, tag: str) -> ScanReport | None:
     return _cache[image_id]
 
 
-@exercise("scanning", "pass-the-gate", "Make the shop image pass the gate",
-          "Start from shop-v1.Dockerfile: use the newer wheels (requests 2.32.4, urllib3 2.5.0), drop the .env "
-          "(configuration comes at run time), and add a USER that is not root.")
+@exercise("scanning", "pass-the-gate", "Make the shop image pass the gate", (
+    "Read the gate's table in section 3: each blocking finding says what causes it. Fix the causes in the "
+    "Dockerfile, then build the image again under the name the check looks for.",
+    "Edit shop_dir/Dockerfile (the wheels/ folder there has requests-2.32.4 and urllib3-2.5.0; the .env must "
+    "not go into any layer; USER sets who runs), then `docker build -t NAME DIR` with NAME = {lab.image('shop')}.",
+    "In the Dockerfile: unzip requests-2.32.4-py3-none-any.whl and urllib3-2.5.0-py3-none-any.whl, delete MAINTAINER, "
+    "ADD .env and the RUN that removes it, add USER 10001:10001; then !docker build --progress=plain -t {lab.image('shop')} {shop_dir}",
+))
 def pass_the_gate(lab):
     report = _scan(lab, "shop")
     if report is None:
-        return False, "No image 'shop' built in this session yet."
+        return False, f"No image {lab.image('shop')} in this session yet (build it with that name)."
     user = lab.client.images.get(lab.name("shop")).attrs["Config"].get("User") or "root"
     problems = []
     if not any(p.name == "requests" for p in report.packages):
@@ -34,24 +39,31 @@ def pass_the_gate(lab):
     if not gate.passed:
         problems.append("the gate finds " + ", ".join(sorted({getattr(b, 'id', None) or b.rule for b in gate.blocking})))
     if user in ("root", "0", "0:0"):
-        problems.append("it runs as root")
+        problems.append(f"it runs as {user!r} (its config's User)")
     if problems:
-        return False, "Not yet: " + "; ".join(problems) + "."
+        return False, f"Scanned {lab.image('shop')}, not yet: " + "; ".join(problems) + "."
     return True, f"The gate passes ({len(report.findings)} finding(s) below HIGH remain) and the shop runs as {user!r}."
 
 
-@exercise("scanning", "gate-policy", "Write a gate that blocks what can be fixed",
-          "report.findings holds each vulnerability with .severity and .fixed ('no fix' when there is none); "
-          "report.issues holds secrets (kind 'secret'). report.gate(...) has options for this.")
+@exercise("scanning", "gate-policy", "Write a gate that blocks what can be fixed", (
+    "Which findings can a team act on today? Block those when they are serious, and let the rest through.",
+    "report.findings holds each vulnerability with .severity and .fixed ('no fix' when there is none); "
+    "report.issues holds secrets (kind 'secret'); report.gate(...) has options for all of it: help(report.gate).",
+    "def my_gate(report): return report.gate(fail_on=['HIGH', 'CRITICAL'], kinds=['vulnerability', 'secret'], "
+    "ignore_unfixed=True).passed",
+))
 def gate_policy(lab, gate=None):
     if gate is None or not callable(gate):
         return False, "Pass your gate function: lab.check('gate-policy', gate=my_gate)."
     bad, fixed = _scan(lab, "shop-v1"), _scan(lab, "shop")
     if bad is None or fixed is None:
-        return False, "Build both shop-v1 (section 1) and the fixed shop (exercise 1) first."
+        missing = [n for n, r in (("shop-v1", bad), ("shop", fixed)) if r is None]
+        return False, f"No image {' or '.join(lab.image(n) for n in missing)}: build shop-v1 (section 1) and the fixed shop (exercise 1) first."
     verdicts = {"shop-v1": bool(gate(bad)), "shop": bool(gate(fixed))}
     if verdicts["shop-v1"]:
-        return False, "Your gate lets shop-v1 through: it has fixable HIGH findings and a secret."
+        return False, (f"Your gate lets shop-v1 through, yet its scan has {len(bad.gate().blocking)} HIGH/CRITICAL "
+                       "finding(s) with a fix, the secret included.")
     if not verdicts["shop"]:
-        return False, "Your gate stops the fixed shop: only a LOW finding with no fix is left there."
+        left = ", ".join(f"{f.id} ({f.severity}, {f.fixed})" for f in fixed.findings) or "no vulnerability"
+        return False, f"Your gate stops the fixed shop, whose scan has only: {left}."
     return True, "Your gate stops shop-v1 and lets the fixed shop through."
