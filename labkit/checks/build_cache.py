@@ -31,25 +31,33 @@ def _slow_step(report):
     return next((s for s in report.steps if "fetch-deps" in s.instruction and s.instruction.startswith("RUN")), None)
 
 
-@exercise("build-cache", "cache-order", "Order the Dockerfile so a source change rebuilds only the last two steps",
-          "Copy only what the slow step needs (deps.txt and fetch-deps) before it, and the source after it.")
+@exercise("build-cache", "cache-order", "Order the Dockerfile so a source change rebuilds only the last two steps", (
+    "A step's cache is lost as soon as a file it copied changes: which files does the slow step really need?",
+    "The table 'What invalidates the cache' above: `COPY . .` also copies src/, so a source change re-runs "
+    "everything after it. Copy in two steps, around RUN ./fetch-deps.",
+    "WORKDIR /app, COPY deps.txt fetch-deps ./, RUN ./fetch-deps, then COPY src/ ./src/ and the last RUN and "
+    "CMD unchanged.",
+))
 def cache_order(lab, dockerfile: str):
     lab.build("order", dockerfile, files=app_files(lab, "before"))
     report = lab.build("order", dockerfile, files=app_files(lab, "changed-" + secrets.token_hex(4)))
     slow = _slow_step(report)
     if slow is None:
-        return False, "Keep the RUN ./fetch-deps step."
+        return False, f"No RUN ./fetch-deps step among the {len(report.steps)} steps of your Dockerfile: keep it."
     ran = [f"{s.index} {s.instruction[:40]}" for s in report.ran]
     if not slow.cached:
         return False, f"A source change re-ran the slow dependency step ({len(ran)} steps ran: {', '.join(ran)})."
     if len(ran) > 2:
-        return False, f"A source change re-ran {len(ran)} steps: {', '.join(ran)}."
+        return False, f"The dependency step came from the cache, but a source change re-ran {len(ran)} steps: {', '.join(ran)}."
     return True, f"A source change re-ran only: {', '.join(ran)}; the dependency step came from the cache."
 
 
-@exercise("build-cache", "cache-bust", "Re-run the dependency step when DEPS_DATE changes, and only then",
-          "Declare ARG DEPS_DATE just before RUN ./fetch-deps: a build argument in scope is part of the "
-          "cache key of every RUN after it.")
+@exercise("build-cache", "cache-bust", "Re-run the dependency step when DEPS_DATE changes, and only then", (
+    "Something in the dependency step's cache key must change when DEPS_DATE changes, and nothing else may.",
+    "Section 1: a build argument in scope is part of the cache key of every RUN after its ARG line, so where "
+    "the ARG line goes decides which steps re-run.",
+    "Add `ARG DEPS_DATE` on the line just before `RUN ./fetch-deps`, in the ordered Dockerfile of exercise 1.",
+))
 def cache_bust(lab, dockerfile: str):
     date_a, date_b = "a-" + secrets.token_hex(3), "b-" + secrets.token_hex(3)
     lab.build("bust", dockerfile, files=app_files(lab, "one"), build_args={"DEPS_DATE": date_a})
@@ -57,9 +65,42 @@ def cache_bust(lab, dockerfile: str):
     changed = lab.build("bust", dockerfile, files=app_files(lab, "two"), build_args={"DEPS_DATE": date_b})
     slow_same, slow_changed = _slow_step(same), _slow_step(changed)
     if slow_same is None or slow_changed is None:
-        return False, "Keep the RUN ./fetch-deps step."
+        return False, f"No RUN ./fetch-deps step among the {len(same.steps)} steps of your Dockerfile: keep it."
     if not slow_same.cached:
-        return False, "The dependency step re-ran on a source change too: keep the ordering of exercise 1."
+        ran = ", ".join(f"{s.index} {s.instruction[:30]}" for s in same.ran)
+        return False, (f"With the same DEPS_DATE, a source change re-ran the dependency step (ran: {ran}): "
+                       "keep the ordering of exercise 1.")
     if slow_changed.cached:
-        return False, "A new DEPS_DATE did not re-run the dependency step: the argument is not in its cache key."
+        ran = ", ".join(f"{s.index} {s.instruction[:30]}" for s in changed.ran) or "nothing"
+        return False, (f"A new DEPS_DATE did not re-run the dependency step (ran: {ran}): the argument is not in "
+                       "its cache key.")
     return True, "Same DEPS_DATE: the dependency step came from the cache; a new DEPS_DATE re-ran it."
+
+
+@exercise("build-cache", "cache-image", "Publish the app with its cache to the registry, with the real commands", (
+    "A fresh CI runner can only reuse what travels with the image: the cache metadata must be inside the image "
+    "you push.",
+    "Section 3 did it with lab.build(..., inline_cache=True) and registry.push(...): the docker CLI needs a build "
+    "argument that BuildKit reads (BUILDKIT_...), a tag in the registry (registry.ref('app:main')) and a push.",
+    "!docker build --progress=plain --build-arg BUILDKIT_INLINE_CACHE=1 -t {registry.ref('app:main')} {app_dir} "
+    "then !docker push --quiet {registry.ref('app:main')}",
+))
+def cache_image(lab, registry, ref: str = "app:main"):
+    repo, tag = ref.rsplit(":", 1)
+    if not registry.answers():
+        return False, f"The registry at {registry.host} does not answer: run the cell of section 3 that starts it."
+    try:
+        catalog = {r: registry.tags(r) for r in registry.catalog()}
+    except Exception as exc:  # noqa: BLE001 - a registry that answers /v2/ but not the catalog: say so
+        return False, f"The registry at {registry.host} answered /v2/ but not its catalog: {exc}"
+    held = "; ".join(f"{r}: {', '.join(t)}" for r, t in sorted(catalog.items())) or "nothing"
+    if tag not in catalog.get(repo, []):
+        return False, f"The registry holds {held}, but no {ref}: tag the image {registry.host}/{ref} and push it."
+    config = registry.config(ref)
+    steps = " ".join(h.get("created_by", "") for h in config.get("history", []))
+    if "fetch-deps" not in steps:
+        return False, f"Found {ref} in the registry, but it is not the app: its history has no fetch-deps step."
+    if "moby.buildkit.cache.v0" not in config:
+        return False, (f"Found the app as {ref} in the registry, but its config has no BuildKit cache metadata "
+                       "(moby.buildkit.cache.v0): it was built without inline cache.")
+    return True, f"{ref} is in the registry with BuildKit's cache metadata: a fresh builder can use it with --cache-from."
