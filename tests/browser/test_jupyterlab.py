@@ -34,10 +34,20 @@ def free_port() -> int:
 def jupyterlab(tmp_path, docker_client):
     """JupyterLab on a copy of notebook 00 (the browser saves what it runs: never the committed one)."""
     shutil.copy(REPO / "notebooks" / "00-welcome.ipynb", tmp_path)
+    yield from serve_lab(tmp_path, tmp_path)
+
+
+@pytest.fixture
+def learner_lab(tmp_path, docker_client):
+    """`labkit lab` as a learner gets it: a new workspace with the learner edition."""
+    yield from serve_lab(tmp_path, tmp_path / "workspace")
+
+
+def serve_lab(tmp_path, directory):
     port = free_port()
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "lab", "--no-browser", "--port", str(port),
-                             "--dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             "--dir", str(directory)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
     url, lines, deadline = None, [], time.monotonic() + 60
     assert proc.stdout is not None
@@ -96,4 +106,56 @@ def test_notebook_00_renders_in_a_real_browser(jupyterlab):
                 pass
         finally:
             page.screenshot(path=str(ARTIFACTS / "notebook-00.png"), full_page=False)
+            browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium (apt-get install chromium)")
+def test_a_learner_fails_a_check_asks_for_a_hint_types_a_command_and_passes(learner_lab):
+    """The learner edition of 00 in a new workspace: run the cells above exercise 2, run its check
+    (it fails and shows the first hint), ask for a hint, type the real docker command, pass."""
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    command = "!docker run -d --name {lab.name('web')} labkit/busybox sh -c 'echo hello, shell; sleep 3600'"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def cell(text):
+            return page.locator(".jp-Notebook .jp-Cell", has_text=text).last
+
+        def run_in(target, source=None):
+            target.locator(".cm-content").click()
+            if source is not None:
+                page.keyboard.press("Control+A")
+                page.keyboard.type(source)
+            page.keyboard.press("Shift+Enter")
+
+        try:
+            page.goto(learner_lab.replace("/lab?", "/lab/tree/00-welcome.ipynb?"))
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            try:  # a fresh venv: JupyterLab may ask which kernel to start
+                page.get_by_role("button", name="Select", exact=True).click(timeout=5_000)
+            except Exception:
+                pass
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000)
+            assert page.locator(".jp-Cell", has_text="lab.start(\"labkit/busybox\"").count() == 0, \
+                "the learner edition still holds a solution cell"
+            exercise = cell("# Your command here")
+            exercise.locator(".cm-content").click()
+            page.get_by_role("menuitem", name="Run", exact=True).click(timeout=10_000)
+            page.get_by_role("menuitem", name=re.compile(r"^Run All Above Selected Cell")).click(timeout=10_000)
+            page.wait_for_selector("text=Not yet: Start a container that greets", timeout=180_000)
+            check = cell('lab.check("shell-container")')
+            run_in(check)  # nothing typed yet: it fails, with the first hint
+            page.wait_for_selector("text=Not yet: The same with the real docker command", timeout=60_000)
+            run_in(exercise, 'lab.hint("shell-container")')
+            page.wait_for_selector("text=Hint 1/3", timeout=60_000)
+            run_in(cell('lab.hint("shell-container")'), command)
+            run_in(check)
+            page.wait_for_selector("text=Passed: The same with the real docker command", timeout=60_000)
+            run_in(cell("echo hello, shell"), "lab.cleanup()")
+            # the notebook's own last cell already shows "Cleaned up" (a demo output): wait for this cell's
+            page.locator(".labkit-callout", has_text="Cleaned up").nth(1).wait_for(timeout=60_000)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "learner-00.png"), full_page=False)
             browser.close()
