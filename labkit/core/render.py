@@ -71,6 +71,9 @@ def stable_command(text: str) -> str:
     text = _SESSION_NAME.sub("lab-<session>", text)
     text = re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"=,:]+", "/tmp/…", text)
     text = _LOOPBACK_PORT.sub(r"\1:<port>", text)
+    # host specifics: another machine has other devices and other process ids (pid 1 stays itself)
+    text = re.sub(r"--device \S+( --device \S+)*", "--device …", text)
+    text = re.sub(r"(nsenter -t |/proc/)\d{2,}", r"\1<pid>", text)
     return hide_ids(text)
 
 
