@@ -53,8 +53,8 @@ def markdown(topics: Iterable[tuple[str, list[str]]]) -> str:
            "`python -m labkit.cheatsheet`."]
     for name, cmds in topics:
         if cmds:
-            out += ["", f"## {name}", "", "| command | |", "|---|---|"]
-            out += [f"| {_code(c)} | |" for c in cmds]
+            out += ["", f"## {name}", "", "| command |", "|---|"]
+            out += [f"| {_code(c)} |" for c in cmds]
     return "\n".join(out) + "\n"
 
 
@@ -68,11 +68,16 @@ def generate(notebooks_dir: str | os.PathLike) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    notebooks = Path(args[0]) if args else REPO / "notebooks"
-    out = Path(args[1]) if len(args) > 1 else REPO / "docs" / "cheatsheet.md"
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m labkit.cheatsheet",
+                                description="Write the cheat sheet (one table per lab) from the equivalent command "
+                                            "lines the committed notebooks show.")
+    p.add_argument("notebooks", nargs="?", default=str(REPO / "notebooks"), help="default: %(default)s")
+    p.add_argument("out", nargs="?", default=str(REPO / "docs" / "cheatsheet.md"), help="default: %(default)s")
+    args = p.parse_args(argv)
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(generate(notebooks))
+    out.write_text(generate(args.notebooks))
     print(f"wrote {out}")
     return 0
 

@@ -26,9 +26,9 @@ def test_generate_collects_each_topics_commands_once(tmp_path):
     (tmp_path / "notes.ipynb").write_text(json.dumps(_nb("Not a lab", "equivalent: docker ps")))
     text = cheatsheet.generate(tmp_path)
     assert text.startswith("# Cheat sheet")
-    assert "## 01 · Running things\n\n| command | |\n|---|---|\n" \
-           "| `docker run --rm labkit/busybox echo hi` | |\n" \
-           "| `docker exec c1 sh -c 'a \\| b'` | |\n" in text
+    assert "## 01 · Running things\n\n| command |\n|---|\n" \
+           "| `docker run --rm labkit/busybox echo hi` |\n" \
+           "| `docker exec c1 sh -c 'a \\| b'` |\n" in text
     assert text.count("echo hi") == 1
     assert "Nothing to show" not in text and "docker ps" not in text and "not an output" not in text
 
