@@ -63,3 +63,42 @@ def test_progress_lists_every_exercise(fake_lab):
     assert rows[("unit", "even")] == "done" and rows[("unit", "needs-image")] == "not tried"
     assert ("welcome", "first-container") in rows
     assert exercises.progress("unit").to_json()[0]["lab"] == "unit"
+
+
+def test_every_exercise_has_two_or_three_hint_levels():
+    thin = [f"{t}/{i} ({len(ex.hints)})" for (t, i), ex in exercises.load_all().items()
+            if t != "unit" and not 2 <= len(ex.hints) <= 3]
+    assert not thin, f"exercises without 2-3 hint levels (a nudge, where to look, the answer): {thin}"
+
+
+def test_hints_come_one_level_at_a_time_and_are_recorded(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    ex = exercises.find("welcome", "shell-container")
+    shown = [exercises.hint("welcome", "shell-container") for _ in range(len(ex.hints) + 1)]
+    assert [h.level for h in shown] == [*range(1, len(ex.hints) + 1), len(ex.hints)]  # the last one stays
+    assert shown[0].message == ex.hints[0] and "Hint 1/" in shown[0].text()
+    assert "lab.solution" in shown[-1].text()
+    entry = exercises.load_progress()["welcome"]["shell-container"]
+    assert entry["hints"] == len(ex.hints) and entry["status"] == "not tried"
+
+
+def test_a_solution_comes_from_the_reference_edition_and_is_recorded(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    shown = exercises.solution("welcome", "shell-container")
+    assert "docker run -d --name" in shown.text()
+    row = next(r for r in exercises.progress("welcome").to_json() if r["exercise"] == "shell-container")
+    assert row["solution"] is True and row["hints"] == 0
+
+
+def test_a_hint_or_solution_for_an_unknown_id_lists_the_ids(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    for ask in (exercises.hint, exercises.solution):
+        with pytest.raises(CheckError, match="first-container, shell-container"):
+            ask("welcome", "frist-container")
+
+
+def test_no_reference_edition_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.setenv("LABKIT_REFERENCE", str(tmp_path / "nowhere"))
+    with pytest.raises(CheckError, match="LABKIT_REFERENCE"):
+        exercises.solution("welcome", "first-container")
