@@ -17,7 +17,9 @@ import os
 import re
 import socket
 import socketserver
+import tempfile
 import threading
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .core import engine
@@ -29,6 +31,7 @@ _BUILD = re.compile(r"^(/v[\d.]+)?/build$")
 _IMPORT = re.compile(r"^(/v[\d.]+)?/images/create$")
 _TAG = re.compile(r"^(/v[\d.]+)?/images/(.+)/tag$")
 _MAX_HEAD = 64 * 1024
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -65,6 +68,10 @@ class SessionEndpoint:
         self.session = session
         self.upstream = upstream or session.daemon_url
         self.path = runtime_dir() / f"{session.id}.sock"
+        if len(str(self.path)) > _MAX_SOCKET_PATH:  # a deep XDG_RUNTIME_DIR: unix socket paths are short
+            short = Path(tempfile.gettempdir()) / f"labkit-{os.getuid()}"
+            short.mkdir(mode=0o700, exist_ok=True)
+            self.path = short / f"{session.id}.sock"
         self._server: _Server | None = None
         self._saved_env: dict[str, str | None] | None = None
 

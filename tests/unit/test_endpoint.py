@@ -148,3 +148,16 @@ def test_an_unreachable_engine_is_a_502_that_names_the_endpoint(endpoint, tmp_pa
     ep.upstream = f"unix://{tmp_path}/nobody.sock"
     reply = send(ep, b"GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 502") and b"labkit session endpoint" in reply
+
+
+def test_a_deep_runtime_dir_still_gives_a_socket(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
+    session = SimpleNamespace(id="t-2", daemon_url="unix:///nowhere.sock", labels=LABELS, tracker=FakeTracker(),
+                              name=lambda suffix: f"lab-t-2-{suffix}")
+    ep = SessionEndpoint(session).start()
+    try:
+        assert len(str(ep.path)) <= 100 and ep.path.exists()
+    finally:
+        ep.stop()
+    assert not ep.path.exists()
