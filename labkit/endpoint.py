@@ -102,10 +102,10 @@ class SessionEndpoint:
 
     # --- the environment shell cells see -------------------------------------------------------
     def env(self) -> dict[str, str]:
-        """What a shell needs to use this endpoint: DOCKER_HOST, the session's id and name
-        prefix, the real engine for labkit itself, and a BuildKit-capable docker first on PATH."""
+        """What a shell needs to use this endpoint: DOCKER_HOST, the session's id, name prefix and
+        state directory (files a cell prepared for a `%%bash` cell), the real engine for labkit itself, and a BuildKit-capable docker first on PATH."""
         env = {"DOCKER_HOST": self.url, "LABKIT_DOCKER_HOST": self.upstream, "LAB_SESSION": self.session.id,
-               "LAB_PREFIX": self.session.name("").rstrip("-")}
+               "LAB_PREFIX": self.session.name("").rstrip("-"), "LAB_STATE": str(self.session.state)}
         cli = engine.find_buildkit_cli()
         if cli is not None and cli.mode != "buildx":
             # this machine's first docker may refuse BuildKit (no buildx plugin): put the one labkit

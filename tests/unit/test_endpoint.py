@@ -56,7 +56,7 @@ def endpoint(tmp_path, monkeypatch):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
     threading.Thread(target=serve, daemon=True).start()
     session = SimpleNamespace(id="t-1", daemon_url=f"unix://{upstream}", labels=LABELS, tracker=FakeTracker(),
-                              name=lambda suffix: f"lab-t-1-{suffix}")
+                              name=lambda suffix: f"lab-t-1-{suffix}", state=tmp_path / "state")
     ep = SessionEndpoint(session).start()
     yield ep, seen
     ep.stop()
@@ -154,7 +154,7 @@ def test_a_deep_runtime_dir_still_gives_a_socket(tmp_path, monkeypatch):
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(deep))
     session = SimpleNamespace(id="t-2", daemon_url="unix:///nowhere.sock", labels=LABELS, tracker=FakeTracker(),
-                              name=lambda suffix: f"lab-t-2-{suffix}")
+                              name=lambda suffix: f"lab-t-2-{suffix}", state=tmp_path / "state")
     ep = SessionEndpoint(session).start()
     try:
         assert len(str(ep.path)) <= 100 and ep.path.exists()
