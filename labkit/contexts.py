@@ -68,10 +68,16 @@ class DockerConfig(Renderable):
         return self.docker("context", "use", name)
 
     def current(self) -> str:
-        return self.docker("context", "show").stdout.strip()
+        """What `docker context show` prints (a 20.10 client has no `context show`): config.json's
+        currentContext, else "default"."""
+        try:
+            return json.loads((self.dir / "config.json").read_text()).get("currentContext") or "default"
+        except (OSError, ValueError):
+            return "default"
 
     def contexts(self):
-        lines = self.docker("context", "ls", "--format", "json").stdout.strip().splitlines()
+        # '{{json .}}': every client since 19.03 knows it; a bare `json` is 23.0 and later
+        lines = self.docker("context", "ls", "--format", "{{json .}}").stdout.strip().splitlines()
         rows = []
         for line in lines:
             c = json.loads(line)
