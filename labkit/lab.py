@@ -16,7 +16,8 @@ from .buildlog import BuildReport
 from .core import engine, ipython, reaper
 from .core.capabilities import Capabilities, probe
 from .core.errors import DaemonUnavailable, LabSkipped, UnknownImage
-from .core.render import Renderable, Stack, table, volatile
+from .core import render
+from .core.render import Commands, Renderable, Stack, table, volatile
 from .core.reaper import CleanupReport
 from .core.session import SESSION_LABEL, Session
 from .endpoint import SessionEndpoint
@@ -42,6 +43,7 @@ class Lab(Renderable):
         self.topic = topic
         self.session = Session(topic, _client_or_read_only(), engine.find_daemon()[0])
         self.needed_images = [_image_name(i) for i in images]  # the catalog images this lab uses (lab.image(tag) names one it built)
+        self._commands_from = len(render.COMMANDS)
         self._caps: Capabilities | None = None
         self._watchdog: subprocess.Popen | None = None
         self._view_of: Lab | None = None
@@ -71,6 +73,7 @@ class Lab(Renderable):
         view = Lab.__new__(Lab)
         view.topic, view.needed_images, view._caps, view._watchdog = self.topic, self.needed_images, self._caps, None
         view._present = self._present
+        view._commands_from = self._commands_from
         view.session = self.session.on(client, daemon_url, rootless)
         view._view_of = self
         view.endpoint = None
@@ -217,6 +220,10 @@ class Lab(Renderable):
         """Check an exercise against the real state; shows a green or red callout."""
         from . import exercises
         return exercises.run_check(self, exercise_id, **answers)
+
+    def commands(self) -> Commands:
+        """Every command line this lab's labkit calls stood for, in order: what to type at work."""
+        return Commands(render.COMMANDS[self._commands_from:])
 
     def hint(self, exercise_id: str):
         """The next hint for an exercise: a nudge, then where to look, then the answer."""

@@ -106,10 +106,19 @@ class Block:
         return {"text/plain": self.text(), "text/html": self.html()}
 
 
+COMMANDS: list[str] = []  # every equivalent command line made in this process, in order (lab.commands())
+
+
 class Renderable:
     """Mixin: implement `_render()` returning a Block; Jupyter and print() then use it.
     An object standing for a CLI command has an `equivalent` attribute (its command line): it is
-    shown under the result as an "equivalent: ..." line."""
+    shown under the result as an "equivalent: ..." line, and noted in COMMANDS when set, so a
+    result nobody displays still counts for the lab's list of commands."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "equivalent" and value and isinstance(value, str):
+            COMMANDS.append(value)
+        object.__setattr__(self, name, value)
 
     def _render(self) -> Block:
         raise NotImplementedError
@@ -246,6 +255,27 @@ class Equivalent(Block):
     def html(self) -> str:
         return (f'<div class="labkit-equivalent" style="color:#57606a;margin:2px 0">equivalent: '
                 f'<code>{html.escape(stable_command(self.command))}</code></div>')
+
+
+@dataclass
+class Commands(Block, Renderable):
+    """The command lines a lab's labkit calls stood for, in order, each once."""
+
+    commands: list[str]
+    title: str = "The commands behind this lab"
+
+    def _render(self) -> Block:
+        return self
+
+    def _unique(self) -> list[str]:
+        return list(dict.fromkeys(stable_command(c) for c in self.commands))
+
+    def text(self) -> str:
+        return "\n".join([self.title, *(f"equivalent: {c}" for c in self._unique())])
+
+    def html(self) -> str:
+        items = "".join(f"<li><code>{html.escape(c)}</code></li>" for c in self._unique())
+        return f"<div><strong>{html.escape(self.title)}</strong><ol>{items}</ol></div>"
 
 
 @dataclass

@@ -72,3 +72,26 @@ def test_oras_push_command():
          "127.0.0.1:5000/sbom:v1 sbom.json:application/vnd.cyclonedx+json")
     assert push_command("127.0.0.1:5000/app:v1", {"sig": "text/plain"}, "application/x.sig", subject="sha256:ab") == \
         "oras attach --plain-http --artifact-type application/x.sig 127.0.0.1:5000/app@sha256:ab sig:text/plain"
+
+
+def test_a_result_with_a_command_is_noted_even_when_nobody_shows_it(monkeypatch):
+    from labkit.core import render
+
+    class Result(render.Renderable):
+        def __init__(self, equivalent=""):
+            self.equivalent = equivalent
+
+        def _render(self):
+            return render.callout("info", "r", "")
+
+    monkeypatch.setattr(render, "COMMANDS", [])
+    Result("docker run --rm labkit/busybox true")
+    Result("")  # no command: nothing noted
+    Result("docker run --rm labkit/busybox true")
+    Result("docker exec lab-welcome-abc123-web ps")
+    assert render.COMMANDS == ["docker run --rm labkit/busybox true", "docker run --rm labkit/busybox true",
+                               "docker exec lab-welcome-abc123-web ps"]
+    monkeypatch.setenv("LABKIT_STABLE", "1")
+    shown = render.Commands(render.COMMANDS).text().splitlines()
+    assert shown == ["The commands behind this lab", "equivalent: docker run --rm labkit/busybox true",
+                     "equivalent: docker exec lab-<session>-web ps"]
