@@ -69,9 +69,16 @@ def stable_command(text: str) -> str:
     if not stable():
         return text
     text = _SESSION_NAME.sub("lab-<session>", text)
+    # the engine's socket where this run found it (a private CI engine, a rootless one): shown where
+    # a default install has it
+    engine = os.environ.get("LABKIT_DOCKER_HOST") or os.environ.get("DOCKER_HOST") or ""
+    if engine.startswith("unix://") and engine != "unix:///var/run/docker.sock":
+        text = text.replace(engine[len("unix://"):], "/var/run/docker.sock")
     text = re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"=,:]+", "/tmp/…", text)
     text = _LOOPBACK_PORT.sub(r"\1:<port>", text)
-    # host specifics: another machine has other devices and other process ids (pid 1 stays itself)
+    # host specifics: another machine has another engine address, other devices and other process
+    # ids (pid 1 stays itself)
+    text = re.sub(r"DOCKER_HOST=\S+ ", "", text)
     text = re.sub(r"--device \S+( --device \S+)*", "--device …", text)
     text = re.sub(r"(nsenter -t |/proc/)\d{2,}", r"\1<pid>", text)
     return hide_ids(text)

@@ -95,3 +95,16 @@ def test_a_result_with_a_command_is_noted_even_when_nobody_shows_it(monkeypatch)
     shown = render.Commands(render.COMMANDS).text().splitlines()
     assert shown == ["The commands behind this lab", "equivalent: docker run --rm labkit/busybox true",
                      "equivalent: docker exec lab-<session>-web ps"]
+
+
+def test_stable_commands_hide_where_this_run_found_the_engine(monkeypatch):
+    from labkit.core.render import stable_command
+    monkeypatch.setenv("LABKIT_STABLE", "1")
+    monkeypatch.setenv("LABKIT_DOCKER_HOST", "unix:///srv/ci-engine/docker.sock")
+    shown = stable_command("DOCKER_BUILDKIT=1 DOCKER_HOST=unix:///srv/ci-engine/docker.sock docker run "
+                           "-v /srv/ci-engine/docker.sock:/var/run/docker.sock --device /dev/vda:/dev/vda:rwm "
+                           "--device /dev/zram0 x sh -c 'nsenter -t 4242 -m cat /proc/4242/cmdline /proc/1/status'")
+    assert shown == ("DOCKER_BUILDKIT=1 docker run -v /var/run/docker.sock:/var/run/docker.sock --device … x "
+                     "sh -c 'nsenter -t <pid> -m cat /proc/<pid>/cmdline /proc/1/status'")
+    monkeypatch.delenv("LABKIT_STABLE")
+    assert "4242" in stable_command("nsenter -t 4242")  # outside stable mode: the real, pasteable command
