@@ -43,11 +43,18 @@ def learner_lab(tmp_path, docker_client):
     yield from serve_lab(tmp_path, tmp_path / "workspace")
 
 
-def serve_lab(tmp_path, directory):
+@pytest.fixture
+def trainer_lab(tmp_path, docker_client):
+    """`labkit lab --trainer` on a copy of the reference edition (opening a notebook may save it)."""
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    yield from serve_lab(tmp_path, tmp_path / "notebooks", "--trainer")
+
+
+def serve_lab(tmp_path, directory, *flags):
     port = free_port()
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     proc = subprocess.Popen([sys.executable, "-m", "labkit.cli", "lab", "--no-browser", "--port", str(port),
-                             "--dir", str(directory)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             "--dir", str(directory), *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, start_new_session=True)
     url, lines, deadline = None, [], time.monotonic() + 60
     assert proc.stdout is not None
@@ -159,3 +166,40 @@ def test_a_learner_fails_a_check_asks_for_a_hint_types_a_command_and_passes(lear
         finally:
             page.screenshot(path=str(ARTIFACTS / "learner-00.png"), full_page=False)
             browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="no chromium (apt-get install chromium)")
+def test_every_diagram_renders_offline_in_jupyterlab(trainer_lab):
+    """Each ```mermaid block of every notebook becomes a drawing in JupyterLab (its own Mermaid, no
+    network), not a syntax-error box."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+    expected = {}
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        n = sum("".join(c["source"]).count("```mermaid") for c in cells if c["cell_type"] == "markdown")
+        if n:
+            expected[path.name] = n
+    assert expected, "no notebook has a diagram"
+    broken = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            for name, n in expected.items():
+                page.goto(trainer_lab.replace("/lab?", f"/lab/tree/{name}?"))
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+                diagrams = page.locator(".jp-Notebook .jp-RenderedMermaid")
+                deadline = time.monotonic() + 30
+                while diagrams.count() < n and time.monotonic() < deadline:
+                    page.mouse.wheel(0, 4000)  # cells far down render when scrolled to
+                    page.wait_for_timeout(250)
+                warnings = page.locator(".jp-Notebook .jp-RenderedMermaid.jp-mod-warning")
+                if diagrams.count() < n or warnings.count():
+                    broken[name] = f"{diagrams.count()}/{n} rendered, {warnings.count()} syntax error(s): " + \
+                        " | ".join(warnings.nth(i).inner_text()[:200] for i in range(warnings.count()))
+                    page.screenshot(path=str(ARTIFACTS / f"diagram-{name}.png"))
+        finally:
+            browser.close()
+    assert not broken, broken
