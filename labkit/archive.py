@@ -16,7 +16,7 @@ import docker
 
 from .core import engine
 from .core.errors import LabkitError, translated
-from .core.render import Chart, Renderable, Stack, callout, command_line, hide_ids, human_bytes, short_name, stable, table, volatile
+from .core.render import Chart, Renderable, Stack, callout, command_line, hide_ids, human_bytes, masked, short_name, stable, table, volatile
 
 
 @dataclass
@@ -72,7 +72,7 @@ class ImageLayout(Renderable):
     def _render(self):
         # the metadata files list the image's tags: their size changes when someone adds a tag;
         # in stable mode the order follows the names with ids hidden (the tar sorts by id)
-        entries = sorted(self.entries, key=lambda e: hide_ids(e[0])) if stable() else self.entries
+        entries = sorted(self.entries, key=lambda e: masked(hide_ids(e[0]))) if stable() else self.entries
         return Stack([table(["entry", "size"], [(hide_ids(n), human_bytes(s) if not n.endswith(("json", "repositories"))
                                                  else volatile(human_bytes(s))) for n, s in entries[:40]],
                             title=f"docker save {short_name(self.image)}: {self.format}"),

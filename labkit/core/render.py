@@ -33,17 +33,35 @@ def stable() -> bool:
     return os.environ.get(STABLE_ENV, "") not in ("", "0", "false", "no")
 
 
+# In stable mode a value that changes from run to run is kept (a reader of the committed notebook
+# sees the reference run's real figures) between two invisible WORD JOINERs; the output comparison
+# (labkit/data/sanitize.cfg) masks what is between them.
+MARK = "\u2060"
+
+
 def volatile(value: Any, placeholder: str = "…") -> str:
-    """A value that changes from run to run (id, timing, port): hidden in stable mode."""
-    return placeholder if stable() else str(value)
+    """A value that changes from run to run (timing, size, id): marked in stable mode. A value
+    that means nothing to a reader (an engine address, a session id) gets its `placeholder`."""
+    if not stable():
+        return str(value)
+    if placeholder != "…":
+        return placeholder
+    return f"{MARK}{str(value).replace(MARK, '')}{MARK}"
 
 
-_HEX_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
+_HEX_ID = re.compile(f"({MARK}[^{MARK}]*{MARK})|((sha256:)?[0-9a-f]{{12,64}})")
+
+
+def masked(text: str) -> str:
+    """The text with every marked value as "…": what stays the same between runs (a sort key)."""
+    return re.sub(f"{MARK}[^{MARK}]*{MARK}", "…", text)
 
 
 def hide_ids(text: str) -> str:
-    """Replace content ids and digests inside a text by "…" in stable mode."""
-    return _HEX_ID.sub("…", text) if stable() else text
+    """Mark content ids and digests inside a text in stable mode (see volatile)."""
+    if not stable():
+        return text
+    return _HEX_ID.sub(lambda m: m.group(1) or f"{MARK}{m.group(2)}{MARK}", text)
 
 
 _SESSION_PREFIX = re.compile(r"^lab-[a-z0-9-]+?-[0-9a-f]{6}-")
@@ -166,15 +184,20 @@ class Table(Block, Renderable):
 
     def text(self) -> str:
         cells = self._cells()
-        widths = [len(c) for c in self.columns]
+        def shown(text: str) -> int:  # the invisible marks of volatile values take no column
+            return len(text) - text.count(MARK)
+
+        widths = [shown(c) for c in self.columns]
         for row in cells:
             for i, c in enumerate(row):
-                widths[i] = max(widths[i], max((len(line) for line in c.splitlines()), default=0))
-        fmt = "  ".join("{:<%d}" % w for w in widths)
+                widths[i] = max(widths[i], max((shown(line) for line in c.splitlines()), default=0))
+
+        def line(values: Sequence[str]) -> str:
+            return "  ".join(v + " " * (w - shown(v)) for v, w in zip(values, widths)).rstrip()
         lines = [self.title] if self.title else []
-        lines.append(fmt.format(*self.columns).rstrip())
+        lines.append(line(self.columns))
         lines.append("  ".join("-" * w for w in widths))
-        lines.extend(fmt.format(*(c.replace("\n", " ") for c in row)).rstrip() for row in cells)
+        lines.extend(line([c.replace("\n", " ") for c in row]) for row in cells)
         return "\n".join(lines)
 
     def html(self) -> str:

@@ -21,10 +21,25 @@ def test_callout_has_hint_in_both_forms():
     assert "do this" in c.html() and "it broke" in c.html()
 
 
-def test_stable_mode_hides_volatile_values(monkeypatch):
+def test_stable_mode_marks_volatile_values_and_the_comparison_masks_them(monkeypatch):
+    from labkit.core import render
+    from labkit.verify import text_of
     monkeypatch.setenv("LABKIT_STABLE", "1")
-    assert volatile("abc123") == "…"
-    assert seconds(1.234) == "…"
+    assert volatile("abc123") == render.MARK + "abc123" + render.MARK  # the reader sees the real value
+    assert volatile("unix:///x.sock", "found") == "found"  # meaningless elsewhere: a placeholder
+    assert seconds(1.234) == render.MARK + "1.23 s" + render.MARK
+    assert volatile(volatile(3)) == volatile(3)
+    assert render.hide_ids("id " + volatile("sha256:" + "a" * 64)) == "id " + volatile("sha256:" + "a" * 64)
+
+    def shown(*rows):
+        table = render.table(["image", "build time", "digest"], rows)
+        assert all(len(line.replace(render.MARK, "")) == len(line.replace(render.MARK, "").rstrip())
+                   for line in table.text().splitlines())
+        return text_of({"outputs": [{"output_type": "display_data", "data": {"text/plain": table.text()}}]})
+    one = shown(("app", seconds(2.3), render.hide_ids("sha256:" + "a" * 64)), ("db", seconds(12.25), "-"))
+    two = shown(("app", seconds(0.4), render.hide_ids("sha256:" + "b" * 64)), ("db", seconds(1.5), "-"))
+    assert one == two and "…" in one
+    assert one != shown(("app", seconds(0.4), "-"), ("web", seconds(1.5), "-"))  # a real change still shows
     monkeypatch.setenv("LABKIT_STABLE", "0")
     assert volatile("abc123") == "abc123"
     assert seconds(1.234) == "1.23 s"
