@@ -97,6 +97,23 @@ class RegistryClient:
     def tags(self, repo: str) -> list[str]:
         return sorted(json.loads(self.get(f"/v2/{repo}/tags/list")[0]).get("tags") or [])
 
+    def holds(self) -> str:
+        """What the registry holds, for a message: 'config:1, sbom:debian-bookworm'."""
+        try:
+            return ", ".join(f"{repo}:{tag}" for repo in self.catalog() for tag in self.tags(repo)) or "nothing"
+        except LabkitError:
+            return "(the registry does not answer)"
+
+    def missing(self, repo: str, tag: str) -> str | None:
+        """Why `repo:tag` is not in the registry (a check's failure message), or None when it is."""
+        try:
+            tags = self.tags(repo)
+        except LabkitError:
+            return f"The registry has no repository {repo} yet (it holds: {self.holds()})."
+        if tag not in tags:
+            return f"{repo} has the tag(s) {', '.join(tags) or 'none'}, not {tag}."
+        return None
+
     def manifest(self, ref: str) -> tuple[dict[str, Any], str]:
         """(manifest or index, its digest) for "repo:tag" or "repo@sha256:..."."""
         repo, reference = split_ref(ref)

@@ -5,7 +5,6 @@ import datetime as dt
 import time
 
 from ..builders import Buildah, BuilderRun
-from ..core.errors import LabkitError
 from ..core.render import volatile
 from ..exercises import exercise
 
@@ -41,10 +40,6 @@ def reproducible(lab, dockerfile: str, options: dict | None = None):
     return True, f"Two builds a second apart have the same digest ({volatile(first.digest[:19] + '…')})."
 
 
-def _holds(registry) -> str:
-    return ", ".join(f"{repo}:{tag}" for repo in registry.catalog() for tag in registry.tags(repo)) or "nothing"
-
-
 @exercise("builders", "daemonless", "Publish an image built without a daemon and without root", hints=(
     "Section 1 already built as the unprivileged user; this time keep what the build returns, and send that "
     "image to the registry.",
@@ -58,7 +53,7 @@ def daemonless(lab, registry, run: BuilderRun | None = None):
     if not run.unprivileged:
         return False, f"That build ran as {run.user} (uid 0): build with `unprivileged`, as the lab user."
     if "daemonless" not in registry.catalog() or "1" not in registry.tags("daemonless"):
-        return False, f"The registry has no daemonless:1 yet (it holds: {_holds(registry)}): push your build there."
+        return False, f"The registry has no daemonless:1 yet (it holds: {registry.holds()}): push your build there."
     manifest, _ = registry.manifest("daemonless:1")
     labels = (registry.config("daemonless:1").get("config") or {}).get("Labels") or {}
     if "io.buildah.version" not in labels:
@@ -78,12 +73,8 @@ def daemonless(lab, registry, run: BuilderRun | None = None):
     "`!buildah push --tls-verify=false by-hand docker://{registry.host}/by-hand:1`.",
 ))
 def buildah_cli(lab, registry, epoch: int):
-    try:
-        tags = registry.tags("by-hand")
-    except LabkitError:
-        return False, f"The registry has no repository by-hand yet (it holds: {_holds(registry)})."
-    if "1" not in tags:
-        return False, f"by-hand has the tag(s) {', '.join(tags) or 'none'}, not 1."
+    if (why := registry.missing("by-hand", "1")) is not None:
+        return False, why
     config = registry.config("by-hand:1")
     inner = config.get("config") or {}
     labels = inner.get("Labels") or {}

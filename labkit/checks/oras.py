@@ -11,14 +11,6 @@ REPORT_TYPE = "application/vnd.labkit.test-report.v1"
 IMAGE_CONFIG_TYPES = ("application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json")
 
 
-def _holds(registry) -> str:
-    """What the registry holds, for a failure message: 'config:1, sbom:debian-bookworm'."""
-    try:
-        return ", ".join(f"{repo}:{tag}" for repo in registry.catalog() for tag in registry.tags(repo)) or "nothing"
-    except LabkitError:
-        return "(the registry does not answer)"
-
-
 @exercise("oras", "publish-report", "Publish the test report as an artifact", hints=(
     "An artifact is a set of files, each with a media type, plus one artifact type for the whole: you pushed "
     "two already.",
@@ -30,7 +22,7 @@ def publish_report(lab, registry, report: str | Path):
     try:
         manifest, _ = registry.manifest("reports:build-42")
     except LabkitError:
-        return False, f"The registry has no reports:build-42 yet (it holds: {_holds(registry)})."
+        return False, f"The registry has no reports:build-42 yet (it holds: {registry.holds()})."
     found_type = manifest.get("config", {}).get("mediaType")
     if found_type != REPORT_TYPE:
         return False, f"reports:build-42 has artifact type {found_type!r}, not {REPORT_TYPE}."
@@ -83,12 +75,8 @@ def pull_by_digest(lab, registry, digest: str | None = None, directory: str | Pa
     "`!docker push {registry.host}/tools/busybox:1`.",
 ))
 def push_image(lab, registry, image: str = "labkit/busybox:latest"):
-    try:
-        tags = registry.tags("tools/busybox")
-    except LabkitError:
-        return False, f"The registry has no repository tools/busybox yet (it holds: {_holds(registry)})."
-    if "1" not in tags:
-        return False, f"tools/busybox has the tag(s) {', '.join(tags) or 'none'}, not 1."
+    if (why := registry.missing("tools/busybox", "1")) is not None:
+        return False, why
     manifest, _ = registry.manifest("tools/busybox:1")
     found_type = manifest.get("config", {}).get("mediaType", manifest.get("mediaType"))
     if found_type not in IMAGE_CONFIG_TYPES:
