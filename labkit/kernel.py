@@ -56,8 +56,8 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
     `rootfs`: on the host when we are root and have unshare, else inside a helper container that
     has only CAP_SYS_ADMIN added (the notebook says which)."""
     start = time.monotonic()
+    cmd = UNSHARE + [f"--mount-proc={rootfs}/proc", "chroot", str(rootfs), "/bin/sh", "-c", script]
     if os.geteuid() == 0 and shutil.which("unshare") and shutil.which("chroot"):
-        cmd = UNSHARE + [f"--mount-proc={rootfs}/proc", "chroot", str(rootfs), "/bin/sh", "-c", script]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -73,8 +73,11 @@ def handmade(lab: "Lab", rootfs: Path, script: str, timeout: float = 30) -> Hand
                      volumes={str(rootfs): {"bind": "/rootfs", "mode": "rw"},
                               str(rootfs / "proc"): {"bind": "/rootfs/proc", "mode": "rw"}}, cap_add=["SYS_ADMIN"],
                      security_opt=["seccomp=unconfined", "apparmor=unconfined"], timeout=timeout)
+    # the equivalent is what to type as root on a Linux host, as for root above; the helper
+    # container that stood in for it is named where the callout says where it ran
     return Handmade("unshare ... chroot ROOTFS /bin/sh -c ...", result.exit_code, result.stdout, result.stderr, result.duration,
-                    result.equivalent, where="inside a helper container with CAP_SYS_ADMIN (you are not root here)")
+                    command_line(cmd), where="inside a helper container with CAP_SYS_ADMIN (you are not root here): "
+                    + result.equivalent)
 
 
 def _quote(script: str) -> str:

@@ -55,6 +55,9 @@ if [ -n "$GROUP" ] && ! id -nG "$LEARNER" | tr ' ' '\n' | grep -qx "$GROUP"; the
 fi
 HOME_DIR=$(getent passwd "$LEARNER" | cut -d: -f6)
 [ -d "$HOME_DIR" ] || install -d -m 0750 -o "$LEARNER" -g "$LEARNER" "$HOME_DIR"
+# everything in a home is its user's (a root-owned ~/.local, left by a tool run as root with this
+# HOME, stops buildah and pip as the learner, as no learner's laptop would)
+find "$HOME_DIR" -xdev ! -user "$LEARNER" -exec chown -h "$LEARNER:$LEARNER" {} + 2>/dev/null || true
 
 # The socket's group decides who may use the engine only if the learner can reach the socket: a
 # private engine's directory made by `mktemp -d` (mode 700, root's) stops everybody else on the way.
