@@ -2,7 +2,7 @@
 from .buildlog import BuildFailed, BuildReport, Step
 from .hosttools import SSHAgent
 from .containers import Container, Exec, Http, LogLine, RunResult, TcpPort
-from .core.render import Callout, Chart, Stack, Table, callout, human_bytes, seconds, stable, table, volatile
+from .core.render import Callout, Chart, Stack, Table, callout, human_bytes, same_axis, seconds, stable, table, volatile
 from .core.capabilities import Capabilities, doctor
 from .core.errors import (BuildKitUnavailable, CheckError, CommandFailed, CommandTimeout, DaemonUnavailable,
                           EngineRestarted, EngineStopped, ImageMissing, InsufficientDisk, LabkitError, LabSkipped,
@@ -55,6 +55,7 @@ __all__ = [
     "doctor",
     "human_bytes",
     "prepare",
+    "same_axis",
     "seconds",
     "stable",
     "table",

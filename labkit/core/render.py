@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -322,6 +323,7 @@ class Chart(Block, Renderable):
     colours: Sequence[str] | None = None
     legend: dict[str, str] | None = None
     log: bool = False  # log scale, for sizes that span orders of magnitude
+    xmax: float | None = None  # the end of the x axis: charts meant to be compared share it
 
     def _render(self) -> Block:
         return self
@@ -337,7 +339,7 @@ class Chart(Block, Renderable):
 
     def text(self, width: int = 40) -> str:
         spans = self._spans()
-        top = max((e for _, _, e in spans), default=0) or 1
+        top = self.xmax or max((e for _, _, e in spans), default=0) or 1
         lw = max((len(lbl) for lbl, _, _ in spans), default=0)
         lines = [self.title]
         for lbl, s, e in spans:
@@ -358,9 +360,12 @@ class Chart(Block, Renderable):
         colours = list(self.colours) if self.colours else ["#0969da"] * len(spans)
         ax.barh(ys, [e - s for _, s, e in spans], left=[s for _, s, _ in spans], color=colours)
         ax.set_yticks(ys, labels)
-        ax.set_title(self.title)
+        # over the whole figure, from its left edge, wrapped: long labels squeeze the axes, never the title
+        fig.suptitle("\n".join(textwrap.wrap(self.title, 90)), x=0.01, ha="left", fontsize="medium")
         if self.log:
             ax.set_xscale("log")
+        if self.xmax:
+            ax.set_xlim(0, self.xmax)
         if self.unit:
             ax.set_xlabel(self.unit + (" (log scale)" if self.log else ""))
         if self.legend:
@@ -377,6 +382,14 @@ class Chart(Block, Renderable):
 
     def bundle(self) -> dict[str, Any]:
         return {"text/plain": self.text(), "image/png": base64.b64encode(self.png()).decode()}
+
+
+def same_axis(charts: Sequence[Chart]) -> Stack:
+    """Charts one above the other on one x axis, so that their lengths compare."""
+    top = max((e for c in charts for _, _, e in c._spans()), default=0) or None
+    for chart in charts:
+        chart.xmax = top
+    return Stack(list(charts))
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str = "",

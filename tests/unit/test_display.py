@@ -70,3 +70,13 @@ def test_errors_end_with_hint_and_render_as_callout():
 def test_table_of_200_rows_is_plain_python():
     t = Table(["a", "b", "c"], [(i, f"row {i}", "ok") for i in range(200)])
     assert t.html().count("<tr>") == 201
+
+
+def test_charts_meant_to_be_compared_share_their_axis():
+    from labkit.core.render import Chart, same_axis
+    short = Chart("classic", [("a", 0, 2), ("b", 2, 4)], unit="s")
+    long = Chart("BuildKit", [("a", 0, 1), ("b", 0, 8)], unit="s")
+    same_axis([short, long])
+    assert short.xmax == long.xmax == 8
+    assert short.text().splitlines()[2].count("#") == 10  # 2 s of 8 s in 40 columns, not 2 of 4
+    assert short.png()[:4] == b"\x89PNG"
