@@ -61,9 +61,16 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _progress(args: argparse.Namespace) -> int:
-    from . import exercises
+    from . import exercises, predictions
     report = exercises.progress(args.lab)
-    print(json.dumps(report.to_json(), indent=2) if args.json else report.text())
+    guesses = predictions.predictions(args.lab)
+    if args.json:
+        print(json.dumps({"exercises": report.to_json(), "predictions": guesses}, indent=2))
+        return 0
+    print(report.text())
+    answered = [g for g in guesses if g["choice"]]
+    print(f"\npredictions: {len(answered)} of {len(guesses)} answered, "
+          f"{sum(bool(g['correct']) for g in answered)} right the first time")
     return 0
 
 

@@ -147,7 +147,7 @@ def hint(topic: str, exercise_id: str) -> Hint:
     entry = _entry(data, topic, exercise_id)
     level = min(entry.get("hints", 0) + 1, len(ex.hints))
     entry["hints"] = level
-    _save_progress(data)
+    save_progress(data)
     return Hint(ex.title, level, len(ex.hints), ex.hints[level - 1])
 
 
@@ -198,7 +198,7 @@ def solution(topic: str, exercise_id: str) -> Solution:
                          "Set LABKIT_REFERENCE to the repository's notebooks/ directory, or ask your trainer.")
     data = load_progress()
     _entry(data, topic, exercise_id)["solution"] = True
-    _save_progress(data)
+    save_progress(data)
     return Solution(ex.title, cells)
 
 
@@ -230,10 +230,10 @@ def record(lab: str, exercise_id: str, passed: bool) -> None:
     # once done, stays done: a later failing re-run of the cell does not erase the achievement
     entry["status"] = "done" if passed or entry["status"] == "done" else "failed"
     entry["last"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    _save_progress(data)
+    save_progress(data)
 
 
-def _save_progress(data: dict) -> None:
+def save_progress(data: dict) -> None:
     path = progress_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")  # written whole, then renamed: a crash never leaves half a file
@@ -275,7 +275,8 @@ def reset(lab_topic: str) -> int:
     resources were removed."""
     data = load_progress()
     data.pop(lab_topic, None)
-    _save_progress(data)
+    data.get("_predictions", {}).pop(lab_topic, None)
+    save_progress(data)
     from .core import engine
     from .core.session import LAB_LABEL, SESSION_LABEL
     from .core.reaper import remove_session

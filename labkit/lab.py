@@ -235,6 +235,18 @@ class Lab(Renderable):
         from . import exercises
         return exercises.solution(self.topic, exercise_id)
 
+    def predict(self, question_id: str, choice: "str | int | None" = None):
+        """Predict, then run: the question (buttons in JupyterLab), or record `choice` ("a", "b", ...)
+        and say whether it was right. The first answer is the one kept."""
+        from . import predictions
+        from .core.ipython import in_kernel
+        if choice is None and in_kernel() and not render.stable():
+            try:
+                return predictions.widget(self.topic, question_id)
+            except ImportError:  # no ipywidgets: the text form below still works
+                pass
+        return predictions.predict(self.topic, question_id, choice)
+
     def exercises(self):
         from . import exercises
         return exercises.progress(self.topic)
