@@ -235,6 +235,12 @@ class Lab(Renderable):
         from . import exercises
         return exercises.solution(self.topic, exercise_id)
 
+    def engine_facts(self, *topics: str):
+        """Where Docker 20.10 and current Docker differ (buildkit, buildx, save, image-store,
+        cache-export): both, and which applies to this engine."""
+        from . import enginefacts
+        return enginefacts.facts(*topics)
+
     def predict(self, question_id: str, choice: "str | int | None" = None):
         """Predict, then run: the question (buttons in JupyterLab), or record `choice` ("a", "b", ...)
         and say whether it was right. The first answer is the one kept."""
