@@ -4,6 +4,7 @@ from __future__ import annotations
 import docker
 
 from ..exercises import exercise
+from ..predictions import question
 
 
 def _greeting_container(lab, name: str, greeting: str):
@@ -40,3 +41,22 @@ def first_container(lab, name: str = "greeter"):
     "!docker run -d --name {lab.name('web')} labkit/busybox sh -c 'echo hello, shell; sleep 3600'"))
 def shell_container(lab, name: str = "web"):
     return _greeting_container(lab, name, "hello, shell")
+
+
+question("welcome", "command-ends",
+         "`brief` is started in the background (`docker run -d`) with the command `echo hello, briefly`. "
+         "Once echo has printed, what becomes of the container?",
+         ["It keeps running until someone stops it: that is what -d (detached) means",
+          "It stops (exited, exit code 0) but still exists, logs and all",
+          "It is gone: the engine deletes a container whose command has ended"],
+         answer=1,
+         why="A container lives as long as its main command: when echo ends, the container stops with echo's "
+             "exit code. Stopped is not removed: it stays, with its logs, until `docker rm` (lab.run passes "
+             "--rm, lab.start does not).")
+
+question("welcome", "docker-ps",
+         "The next cell starts a second container, `sleeper` (command `sleep 3600`), then runs `docker ps` and "
+         "`docker ps -a`. Which of this session's containers does plain `docker ps` list?",
+         ["brief and sleeper", "only sleeper", "only brief", "neither: `docker ps` lists images"],
+         answer=1,
+         why="`docker ps` lists running containers only; `docker ps -a` (all) adds the stopped ones, such as brief.")
