@@ -6,9 +6,23 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..exercises import exercise
+from ..predictions import question
 from ..testrun import read_junit, run_pytest
+from ..testrun import wormhole as wormhole_run
 
 MISSING_TEST = "test_negative.py"
+
+question("testcontainers", "both-releases", "The three tests of test_inventory.py run against the fixed release, "
+         "then against the broken one (it lost its stock check). What do the two runs show?",
+         ["both pass", "the fixed release passes, the broken one fails", "both fail"], answer=0,
+         why="No test takes out more than there is, so the lost lines never run: green only says that what is "
+             "tested works.")
+question("testcontainers", "killed-run", "The test run is killed (SIGKILL) while its test holds a service "
+         "container. How many service containers are left afterwards?",
+         ["none: testcontainers removes them as its process exits", "one: no cleanup code ran",
+          "none: the engine removes the containers of a client that went away"], answer=1,
+         why="SIGKILL runs no fixture teardown and no exit handler, and the engine does not track who started a "
+             "container: only something outside the process (Ryuk, or labels and a cleanup) removes it.")
 
 
 @exercise("testcontainers", "missing-test", "Write the test that catches negative stock", hints=(
@@ -38,23 +52,32 @@ def missing_test(lab, workdir: str | Path | None = None, broken: str | None = No
     return True, "It fails against the broken release and passes against the fixed one: a regression test."
 
 
-@exercise("testcontainers", "wormhole", "Run the whole suite through the wormhole, with docker run", hints=(
-    "The job container needs two things from the host: a way to the engine, and the working directory at the "
-    "very same path; inside, pytest runs as it did on the host.",
-    "`docker run --help`: -v for both mounts (this kernel's engine socket is the path in $DOCKER_HOST), -w for the "
-    "directory, -e for SERVICE_IMAGE and TESTCONTAINERS_RYUK_DISABLED, --user to keep the files yours; pytest's "
-    "--junitxml=wormhole.xml writes the report.",
-    "In a %%bash cell: cd \"$LAB_WORK\" && docker run --rm --user \"$(id -u):$(id -g)\" -v \"${DOCKER_HOST#unix://}:/var/run/docker.sock\" "
-    "-v \"$PWD:$PWD\" -w \"$PWD\" -e SERVICE_IMAGE=$LAB_PREFIX-inventory:fixed -e TESTCONTAINERS_RYUK_DISABLED=true "
-    "$LAB_PREFIX-test-runner python3 -m pytest -p no:cacheprovider --junitxml=wormhole.xml",
+CI_TEST = "test_health.py"
+
+
+def _first_problem(run) -> str:
+    bad = next(c for c in run.cases if c.outcome not in ("passed", "skipped"))
+    lines = [line for line in bad.message.splitlines() if line.strip()] or [bad.outcome]
+    return f"{bad.name} {bad.outcome}: {lines[-1].strip()[:160]}"
+
+
+@exercise("testcontainers", "ci-job", "Make the colleague's CI job pass through the wormhole", hints=(
+    "Two things are wrong, and the second shows only once the first is fixed. Read each error to its last "
+    "line and ask on which machine the path or the address it names is looked up.",
+    "The engine resolves a bind mount's source on the host, not in the job container, and inside the job "
+    "container 127.0.0.1 is the job's own loopback (section 4). Compare ci-job.sh's mounts with the working "
+    "run of section 4 (lab.commands() lists its docker run), and test_health.py's address with conftest.py's "
+    "`service` fixture.",
+    "In a %%bash cell: cd \"$LAB_WORK\"; sed -i 's#-v \"$PWD:/src\" -w /src#-v \"$PWD:$PWD\" -w \"$PWD\"#' ci-job.sh; "
+    "sed -i 's#http://127.0.0.1:{port}#http://{container.get_container_host_ip()}:{port}#' test_health.py; "
+    "sh ci-job.sh",
 ))
-def wormhole(lab, report: str | Path | None = None):
-    if report is None:
-        return False, "Pass report=... (the JUnit XML file your run wrote, e.g. work / 'wormhole.xml')."
-    path = Path(report)
+def ci_job(lab, workdir: str | Path | None = None, fixed: str | None = None, runner: str | None = None):
+    if not (workdir and fixed and runner):
+        return False, f"Pass workdir=..., fixed=... and runner=... (got {workdir!r}, {fixed!r}, {runner!r})."
+    path = Path(workdir) / "wormhole.xml"
     if not path.is_file():
-        found = ", ".join(sorted(p.name for p in path.parent.glob("*.xml"))) if path.parent.is_dir() else ""
-        return False, f"There is no report {path.name} in {path.parent} yet (XML files there: {found or 'none'})."
+        return False, f"There is no {path.name} in the working directory yet: run the job (sh ci-job.sh) there."
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -62,19 +85,23 @@ def wormhole(lab, report: str | Path | None = None):
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     host = suite.get("hostname", "") if suite is not None else ""
     if host == socket.gethostname():
-        return False, (f"{path.name} was written on this machine (hostname {host}): run pytest inside a container "
-                       "that gets the engine's socket and the working directory.")
+        return False, (f"{path.name} was written by pytest on this machine (hostname {host}): the job runs pytest "
+                       "inside the test-runner container; run ci-job.sh.")
     run = read_junit(path, "container", 0.0, "")
-    names = {c.name.partition("::")[0] for c in run.cases}
-    if not run.cases:
-        return False, f"{path.name} lists no test: did pytest run in the working directory?"
-    if "test_negative" not in names or "test_inventory" not in names:
-        return False, (f"{path.name} has tests of {', '.join(sorted(names))} only: run the whole suite "
-                       "(test_inventory.py and your test_negative.py).")
+    modules = {c.name.partition("::")[0] for c in run.cases}
+    if not {"test_inventory", "test_health"} <= modules:
+        return False, (f"{path.name} has tests of {', '.join(sorted(modules)) or 'nothing'} only: the job runs the "
+                       "whole suite, test_health.py and test_inventory.py included.")
     if not run.passed:
-        failing = [c for c in run.cases if c.outcome not in ("passed", "skipped")]
-        first = (failing[0].message.splitlines() or [failing[0].outcome])[0][:100]
-        return False, (f"{len(failing)} of {len(run.cases)} tests did not pass in the container ({failing[0].name}: "
-                       f"{first}): did you test the fixed image, and can the container reach the engine?")
-    return True, (f"{len(run.cases)} tests passed inside a container that started its own service containers "
-                  "through the socket.")
+        failing = sum(c.outcome not in ("passed", "skipped") for c in run.cases)
+        return False, f"The job's last run: {failing} of {len(run.cases)} tests did not pass. First: {_first_problem(run)}"
+    # the report says the job passed; run the colleague's test again, both ways, to see it for real
+    for where, again in (("on the host", lambda: run_pytest(lab, workdir, fixed, [CI_TEST])),
+                         ("in a container", lambda: wormhole_run(lab, workdir, fixed, runner, [CI_TEST]))):
+        result = again()
+        if not result.cases:
+            return False, f"pytest found no test in {CI_TEST} {where}: keep the colleague's test, fixed."
+        if not result.passed:
+            return False, f"{CI_TEST} fails {where} now: {_first_problem(result)} (laptop and CI run the same tests)."
+    return True, (f"The job passes all {len(run.cases)} tests inside its container, and {CI_TEST} passes on the host "
+                  "and through the wormhole alike.")
