@@ -12,34 +12,81 @@ import docker
 from ..cnab import Runner, validate
 from ..core.errors import LabkitError
 from ..exercises import exercise
+from ..predictions import question
 
-NEW_MESSAGE = "v2 is live"
+BROKEN_VERSION = "1.1.0"  # bundle-1.1.0.json: its upgrade fails half-way (notebook 16, Exercise 1)
+
+question("cnab", "claim-credential",
+         "The install received the admin token as a credential. Does the claim the runtime wrote contain it?",
+         ["yes: a later upgrade reads it from there", "no: a claim keeps parameters and outputs, never credentials",
+          "only a hash of it, to check the next upgrade's token"], answer=1,
+         why="The claims spec records parameters and outputs; credentials are handed to the action and forgotten, "
+             "so a claim store can be shared without leaking them (and you supply them again on every action).")
+question("cnab", "failed-upgrade",
+         "Bundle 1.1.0's upgrade fails half-way, after it removed the running version. What does the runtime do?",
+         ["it rolls back to 1.0.0 by itself", "it records a failed claim and leaves things as the action left them",
+          "it marks shop-web as not installed"], answer=1,
+         why="A CNAB runtime runs the action and records its result; it knows nothing of how to undo it. The "
+             "history ends with the failed upgrade, and shop-web still counts as installed.")
+question("cnab", "after-uninstall",
+         "Now uninstall shop-web. What is left of it on this machine afterwards?",
+         ["nothing: its container, its images and its claims are gone",
+          "its container is stopped but kept, for the next install",
+          "its container is gone, its claims and images remain"], answer=2,
+         why="The uninstall action removed what the installer made; the runtime keeps the claims (the history, "
+             "uninstall included), and images are the engine's business, removed by lab.cleanup() here.")
 
 
-@exercise("cnab", "upgrade", "Upgrade the installation with a new message", hints=(
-    "An installation changes through an action of its bundle; which one keeps the installation and changes "
-    "its parameters? It needs the same port and credential as before.",
-    "Section 3 ran runner.run('install', 'shop-web', parameters, credentials); the bundle's actions are listed "
-    "in bundle.json, and the message parameter goes in the parameters dictionary.",
-    f"runner.run('upgrade', 'shop-web', {{'port': port, 'message': '{NEW_MESSAGE}'}}, {{'admin_token': token}})"))
-def upgrade(lab, runner: Runner | None = None, installation: str = "shop-web"):
+def _app(lab, installation: str):
+    try:
+        return lab.client.containers.get(lab.name(installation))
+    except docker.errors.NotFound:
+        return None
+
+
+@exercise("cnab", "recover", "Bring shop-web back after the failed upgrade", hints=(
+    "Nothing rolled back: the last claim is the failed upgrade. Find out which step failed and what runs now, then "
+    "choose: go back to the version that worked, or run 1.1.0 with what it needs.",
+    "The claim of the failed upgrade keeps its outputs: runner.claims('shop-web')[-1]['outputs']['steps']; "
+    "runner.history('shop-web') lists the versions and parameters that worked. A claim never keeps the "
+    "credential: pass the token again. bundle-1.1.0.json lists 1.1.0's new parameters.",
+    "Roll back: runner.run('upgrade', 'shop-web', {'port': port}, {'admin_token': token}) (the 1.0.0 runner); "
+    "or fix forward: runner_v11.run('upgrade', 'shop-web', {'port': port, 'docroot': '/tmp/www'}, "
+    "{'admin_token': token}) (a directory the unprivileged user may write)."))
+def recover(lab, runner: Runner | None = None, installation: str = "shop-web"):
     if not isinstance(runner, Runner):
-        return False, "Pass runner=... (the cnab.Runner of this notebook)."
+        return False, "Pass runner=... (a cnab.Runner of this notebook)."
     claims = runner.claims(installation)
-    if not claims or claims[-1]["action"] != "upgrade" or claims[-1]["result"]["status"] != "succeeded":
-        last = f"{claims[-1]['action']} ({claims[-1]['result']['status']})" if claims else "none"
-        return False, f"The last claim of {installation} should be a successful upgrade; it is {last}."
-    if claims[-1]["parameters"].get("message") != NEW_MESSAGE:
-        return False, f"The upgrade ran with message={claims[-1]['parameters'].get('message')!r}, not {NEW_MESSAGE!r}."
-    url = claims[-1]["outputs"].get("url", "").strip()
+    failed = [i for i, c in enumerate(claims) if c["action"] == "upgrade" and c["result"]["status"] == "failed"
+              and c["bundle"]["version"] == BROKEN_VERSION]
+    if not failed:
+        return False, f"No failed upgrade to {BROKEN_VERSION} in the claims of {installation}: run the incident's cell first."
+    app = _app(lab, installation)
+    last = claims[-1]
+    if failed[-1] == len(claims) - 1 or last["result"]["status"] != "succeeded" or last["action"] not in ("install", "upgrade"):
+        state = app.status if app is not None else "missing"
+        return False, (f"The last claim of {installation} is {last['action']} of {last['bundle']['version']} "
+                       f"({last['result']['status']}), and its application container is {state}.")
+    first = next(c for c in claims if c["action"] == "install" and c["result"]["status"] == "succeeded")
+    if last["parameters"].get("port") != first["parameters"].get("port"):
+        return False, (f"{installation} now listens on port {last['parameters'].get('port')}; its users still "
+                       f"go to {first['parameters'].get('port')}, the port it was installed with.")
+    if app is None or app.status != "running":
+        return False, f"The last claim says {last['action']} succeeded, but no application container runs."
+    if app.labels.get("io.cnab.revision") != last["revision"]:
+        return False, "The running container was not made by the last action (its io.cnab.revision label differs)."
+    url = last["outputs"].get("url", "").strip()
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             page = response.read().decode().strip()
     except (OSError, ValueError) as exc:
-        return False, f"The upgraded application does not answer at {url or 'its url output'}: {exc}"
-    if page != NEW_MESSAGE:
-        return False, f"The application serves {page!r}; the claim says upgraded, the application disagrees."
-    return True, "The claim and the running application agree: upgraded, with the new message."
+        return False, f"The application does not answer at {url or 'its url output'}: {exc}"
+    if page != last["parameters"].get("message"):
+        return False, f"The application serves {page!r}, not the message its claim records."
+    how = ("rolled back to " if last["bundle"]["version"] != BROKEN_VERSION else "fixed forward on ") + last["bundle"]["version"]
+    user = app.attrs["Config"].get("User") or "root"
+    return True, (f"{installation} answers again on its port, {how} (the web server runs as {user}); the claims keep "
+                  "the whole story, the failed upgrade included.")
 
 
 @exercise("cnab", "fix-bundle", "Make the broken bundle.json follow the spec", hints=(
