@@ -1,9 +1,18 @@
-"""Checks of notebook 05 (privileged containers and breakouts)."""
+"""Checks of notebook 05 (privileged containers and breakouts), its questions, and the services
+of its break-it-fix-it mission."""
 from __future__ import annotations
+
+import re
+import time
+from pathlib import PurePosixPath
 
 import docker
 
+from ..core.engine import unix_socket
+from ..core.render import table
+from ..core.session import SESSION_LABEL
 from ..exercises import exercise
+from ..predictions import question
 from ..privileged import DOCKER_SOCKET
 
 RISKY_CAPS = {"ALL", "SYS_ADMIN", "SYS_PTRACE", "SYS_MODULE", "DAC_READ_SEARCH", "NET_ADMIN", "SYS_RAWIO"}
@@ -124,3 +133,115 @@ def pid_sidecar(lab):
         return False, f"The debugger runs, but `ps` in it does not show app's httpd; it sees:\n{seen.strip()}"
     return True, ("The debugger sees app's processes (its PID 1 is app's httpd) with no privilege and without "
                   "the host's PID namespace.")
+
+
+# --- Predict, then run ---------------------------------------------------------------------------
+question("privileged", "who-may-mount", "Processes in a default container run as root (uid 0). Which of the next "
+         "cell's two containers may mount a filesystem (a tmpfs) inside itself?", [
+             "both: root may mount",
+             "only the privileged one: mounting needs CAP_SYS_ADMIN, which a default container does not get",
+             "neither: a container can never mount anything"],
+         answer=1, why="The row 'may mount a filesystem': no in the default container (a short list of "
+         "capabilities without CAP_SYS_ADMIN, and a seccomp filter), yes in the privileged one.")
+question("privileged", "netadmin-default", "The next cell runs `ip addr add 10.9.9.9/32 dev lo` as root twice: "
+         "in a privileged container, then in a default one. What does the default one print?", [
+             "the new address, like the privileged one: it is root in its own network namespace",
+             "'Operation not permitted': changing an interface needs CAP_NET_ADMIN, which Docker does not give by default",
+             "nothing: busybox has no `ip` command"],
+         answer=1, why="The default container's line: RTNETLINK answers 'Operation not permitted'. Root without "
+         "CAP_NET_ADMIN may not change even its own network namespace.")
+
+
+# --- Break it, fix it: a socket in the fleet ------------------------------------------------------
+LOGS = "/logs"
+FLEET = {  # service: (its job, {volume: mount point}); they look alike on purpose
+    "ci-agent": ("while true; do echo build ok >> /workspace/builds.log; sleep 5; done",
+                 {"ci-workspace": "/workspace", "ci-cache": "/var/cache/ci"}),
+    "frontend": ("while true; do echo 'GET / 200' >> /logs/access.log; sleep 5; done",
+                 {"logs": LOGS, "www": "/www"}),
+    "log-shipper": ('while true; do echo "shipped $(cat /logs/*.log | wc -l) lines"; sleep 5; done',
+                    {"logs": f"{LOGS}:ro"}),
+}
+SOCKET_HOLDER = "log-shipper"  # mounts the session's engine socket too: what the job never needed
+_SHIPPED = re.compile(r"shipped (\d+) lines")
+
+
+def engine_sockets(lab) -> set[str]:
+    """The paths through which this session reaches the engine: its endpoint and the engine itself."""
+    paths = {DOCKER_SOCKET}
+    if lab.daemon_url.startswith("unix://"):
+        paths.add(lab.daemon_url[len("unix://"):])
+    if lab.endpoint is not None:
+        paths.add(str(lab.endpoint.path))
+    return paths
+
+
+def start_fleet(lab):
+    """The mission's three services. The socket holder gets the session's endpoint socket (the
+    proxy in front of the engine): the same power, but whatever is made through it carries the
+    session's labels, so cleanup and the watchdog find it. A `bind` mount, never a `-v` bind: a
+    missing source is an error instead of a new directory on the host."""
+    endpoint = str(lab.endpoint.path) if lab.endpoint is not None else unix_socket(lab.daemon_url, "The mission")
+    for suffix in sorted({v for _, vols in FLEET.values() for v in vols}):
+        lab.volume(suffix)
+    for name, (job, vols) in FLEET.items():
+        volumes = {lab.name(v): {"bind": where.split(":")[0], "mode": "ro" if where.endswith(":ro") else "rw"}
+                   for v, where in vols.items()}
+        mounts = [docker.types.Mount("/var/run/docker.sock", endpoint, type="bind")] if name == SOCKET_HOLDER else []
+        lab.start("labkit/busybox", ["sh", "-c", job], name=name, volumes=volumes, mounts=mounts)
+    return table(["service", "image", "status"], [(n, "labkit/busybox", _container(lab, n).status) for n in FLEET],
+                 title="This session's services")
+
+
+def _reaches_engine(attrs, sockets: set[str]) -> bool:
+    """Whether a mount hands the container the engine: a docker.sock anywhere, or a folder that
+    holds one of the engine's sockets (/var/run, /run, /)."""
+    for m in attrs.get("Mounts", []):
+        source, target = m.get("Source", ""), m.get("Destination", "")
+        if source.endswith("docker.sock") or target.endswith("docker.sock") or (
+                source.startswith("/") and any(PurePosixPath(s).is_relative_to(source) for s in sockets)):
+            return True
+    return False
+
+
+@exercise("privileged", "socket-fleet", "Spot and stop a breakout through a mounted socket", (
+    "Don't go by the names: what gives a container the engine is something mounted into it (section 2). "
+    "Look at what each service has mounted, then at what its job really needs.",
+    "`docker inspect -f '{{json .Mounts}}' $LAB_PREFIX-NAME` (in Python: "
+    "lab.client.containers.get(lab.name(NAME)).attrs['Mounts']) lists each mount's Source and Destination; "
+    "`.Config.Cmd` is the job. A mount cannot be taken out of a container: replace the container (same name, "
+    "same job, the volumes the job uses) without the socket.",
+    "log-shipper has the socket at /var/run/docker.sock and only reads the logs volume: in a shell cell, "
+    "docker rm -f $LAB_PREFIX-log-shipper, then docker run -d --name $LAB_PREFIX-log-shipper "
+    "-v $LAB_PREFIX-logs:/logs:ro labkit/busybox sh -c 'while true; do echo \"shipped $(cat /logs/*.log | "
+    "wc -l) lines\"; sleep 5; done'",
+))
+def socket_fleet(lab):
+    services = {n: _container(lab, n) for n in FLEET}
+    if all(c is None for c in services.values()):
+        return False, "None of the services exists: run the cell that starts them (above the exercise)."
+    stopped = [n for n, c in services.items() if n != SOCKET_HOLDER and (c is None or c.status != "running")]
+    if stopped:
+        return False, (f"{' and '.join(stopped)} {'is' if len(stopped) == 1 else 'are'} not running: only the "
+                       "service that can reach the engine should change; start what you stopped again, same job.")
+    sockets = engine_sockets(lab)
+    running = lab.client.containers.list(filters={"label": f"{SESSION_LABEL}={lab.session.id}"})
+    holders = [c for c in running if _reaches_engine(c.attrs, sockets)]
+    if holders:
+        return False, (f"{len(holders)} running container(s) of this session can still reach the engine through "
+                       "a mounted socket: whoever gets a shell there owns this machine.")
+    shipper = services[SOCKET_HOLDER]
+    if shipper is None or shipper.status != "running":
+        state = "does not exist" if shipper is None else f"is {shipper.status}"
+        return False, f"No socket is mounted any more, but {SOCKET_HOLDER} {state}: its job (shipping the logs) stopped."
+    shipped, deadline = [], time.monotonic() + 10  # a new container prints its first line at once
+    while not shipped and time.monotonic() < deadline:
+        shipped = [int(n) for n in _SHIPPED.findall(shipper.logs(tail=5).decode(errors="replace"))]
+        time.sleep(0 if shipped else 0.3)
+    if not shipped:
+        return False, f"{SOCKET_HOLDER} runs without the socket, but does not ship: its command is not the job any more."
+    if shipped[-1] == 0:
+        return False, (f"{SOCKET_HOLDER} runs without the socket, but ships 0 lines: it does not see the logs "
+                       "frontend writes (which volume did its job read?).")
+    return True, (f"No running container of this session has the engine's socket; {SOCKET_HOLDER} ships the logs "
+                  "without it, and ci-agent and frontend still run.")
