@@ -4,6 +4,7 @@ from __future__ import annotations
 import docker
 
 from ..exercises import exercise
+from ..predictions import question
 from ..bases import session_base
 from ..archive import save_layout
 
@@ -63,3 +64,30 @@ def which_layer(lab, answer: int | None = None, tag: str = "mystery"):
     if not isinstance(answer, int) or not 0 <= answer < count:
         return False, f"{answer!r} is not a layer of {tag!r}: its layers are #0 to #{count - 1}."
     return False, f"Layer #{answer} ({layout.layers[answer].created_by[:50]}) does not contain {MYSTERY_FILE}."
+
+
+question("container-universe", "layer-count",
+         "labkit/busybox has 1 layer. How many layers will the image built from this Dockerfile have?",
+         ["5: one per RUN", "6: the base's layer plus one per RUN",
+          "7: the base's layer, one per RUN and one for CMD"],
+         answer=1,
+         why="The build result says 6: the base's layer plus one per RUN. CMD only changes the image config "
+             "(a history entry, no layer).")
+
+question("container-universe", "rm-shrinks",
+         "Step 4/6 runs `rm /srv/app/README`, a file that step 2/6 created. Does that make the image smaller by "
+         "the file's size?",
+         ["Yes: the file's bytes leave the image",
+          "No: the earlier layer still holds the file; the rm layer only adds an entry that hides it",
+          "No: rm fails in a build, because files of earlier layers are read-only"],
+         answer=1,
+         why="Layers are never changed once made: README stays in layer #1, bytes and all, and the rm step's "
+             "layer #3 holds a whiteout (.wh.README) that hides it from the container's view.")
+
+question("container-universe", "pid-inside",
+         "On the host, the container's `sleep` is an ordinary process with a host PID (`pid` above). "
+         "Which PID does `ps` inside the container show for it?",
+         ["The same PID as on the host", "1", "None: ps inside the container cannot see sleep"],
+         answer=1,
+         why="The container has its own PID namespace: its first process, sleep, is PID 1 there, and ps inside "
+             "sees only the container's own processes.")

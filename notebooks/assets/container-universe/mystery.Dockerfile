@@ -1,4 +1,4 @@
-# Five layers on top of busybox. Which one added /srv/app/settings.conf?
+# Several steps touch /srv/app/settings.conf. Which one added it?
 FROM labkit/busybox
 RUN mkdir -p /srv/app && echo "welcome" > /srv/app/README
 RUN echo "log_level=debug" > /srv/app/settings.conf && echo "1.0" > /srv/app/VERSION
