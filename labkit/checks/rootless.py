@@ -9,6 +9,7 @@ import docker
 from ..containers import Container
 from ..core.render import volatile
 from ..exercises import exercise
+from ..predictions import question
 from ..procfs import container_processes
 
 
@@ -80,3 +81,21 @@ def host_uid(lab, engine, root: int | None = None, uid_1000: int | None = None):
         return False, f"Not quite: {'; '.join(wrong)} (the check looked both up on the host)."
     return True, (f"Right: root in the container is uid {volatile(truth['root'])} on the host, "
                   f"uid 1000 is {volatile(truth['uid_1000'])}.")
+
+
+# --- Predict, then run ---------------------------------------------------------------------------
+question("rootless", "root-on-host", "Inside a container of the rootless engine, `id` says uid=0 (root). Who is that "
+         "process on the host?", [
+             "root (uid 0): root is root",
+             "the unprivileged user who runs the rootless engine",
+             "nobody (uid 65534), the kernel's overflow user"],
+         answer=1, why="The 'host user' column: the kernel maps uid 0 of the container's user namespace to the "
+         "user the engine runs as, outside.")
+question("rootless", "wormhole-rootless", "Notebook 05's wormhole, now against the rootless engine: a container with "
+         "that engine's socket asks it for a sibling that mounts the host's / and reads a file only root may read. "
+         "What happens?", [
+             "it reads the file, as in notebook 05: the socket is the whole engine",
+             "the sibling mounts / but cannot read the file: the engine and its containers are an unprivileged user on the host",
+             "the engine refuses to start the sibling: a rootless engine cannot bind-mount /"],
+         answer=1, why="The output column: the sibling's `cat` gets 'Permission denied'. The socket still controls "
+         "the engine, but the engine is not root of this machine.")
