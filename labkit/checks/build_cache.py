@@ -1,9 +1,13 @@
 """Checks of notebook 03 (build cache), and the small app the notebook builds."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+import shutil
+from pathlib import Path
 
 from ..exercises import exercise
+from ..predictions import question
 
 # Stands in for a package manager: "building" each dependency costs real CPU time (hashing 30 MB),
 # because a training room may have no network to download from.
@@ -104,3 +108,92 @@ def cache_image(lab, registry, ref: str = "app:main"):
         return False, (f"Found the app as {ref} in the registry, but its config has no BuildKit cache metadata "
                        "(moby.buildkit.cache.v0): it was built without inline cache.")
     return True, f"{ref} is in the registry with BuildKit's cache metadata: a fresh builder can use it with --cache-from."
+
+
+# --- the mission: a stamped build that never hits the cache ------------------------------------------
+
+def stamped_dir(lab, project: str | Path | None = None) -> Path:
+    """The session's working copy of the mission's project, copied once from `project`
+    (assets/build-cache/stamped-app): the learner edits the copy, the assets stay as they are."""
+    work = lab.state / "stamped-app"
+    if project is not None and not work.exists():
+        shutil.copytree(project, work)
+    return work
+
+
+def stamped_build(lab, app_dir: Path, tag: str = "stamped"):
+    """What the project's build.sh does, through labkit (labelled, from the session's own base): write
+    build-info.txt with the commit and the time, then build with --build-arg BUILD_DATE=<the time>."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    (Path(app_dir) / "build-info.txt").write_text(f"commit 3f2a9c1, built {now}\n")
+    return lab.build(tag, context=app_dir, build_args={"BUILD_DATE": now})
+
+
+@exercise("build-cache", "cache-stamp", "Mission: make the stamped app's rebuild hit the cache", (
+    "Compare the second build with the first, step by step: the first step that did not come from the cache "
+    "is where to look. What in its cache key changed, when the app did not?",
+    "build.sh writes build-info.txt and passes BUILD_DATE before every build. Section 1: a COPY's key holds the "
+    "checksum of every file it matches (what does `*.txt` match?), and a build argument in scope is part of "
+    "the key of every RUN after its ARG line.",
+    "In stamped_dir's Dockerfile: `COPY deps.txt fetch-deps ./` instead of `COPY *.txt fetch-deps ./`, and "
+    "`ARG BUILD_DATE` moved down to just before the LABEL line. `COPY . .` after RUN ./fetch-deps still brings "
+    "build-info.txt into the image.",
+))
+def cache_stamp(lab):
+    app_dir = stamped_dir(lab)
+    if not app_dir.is_dir():
+        return False, "The project has not been copied yet: run the cell that calls stamped_dir(lab, ...)."
+    if not (app_dir / "Dockerfile").is_file():
+        return False, f"{app_dir}/Dockerfile is missing: write the project's Dockerfile back there."
+    stamped_build(lab, app_dir)
+    second = stamped_build(lab, app_dir)  # like CI: a new stamp, nothing else changed
+    slow = _slow_step(second)
+    if slow is None:
+        return False, f"No RUN ./fetch-deps step among the {len(second.steps)} steps of the Dockerfile: keep it."
+    if not slow.cached:
+        first = min(second.ran, key=lambda s: int(s.index.split("/")[0]))
+        why = ("a file it copies changed between the two builds" if first.instruction.split()[0] in ("COPY", "ADD")
+               else "every step before it came from the cache, so something else in its cache key changed")
+        return False, (f"The second build ran RUN ./fetch-deps again. The first step that ran: {first.index} "
+                       f"{first.instruction[:50]} ({why}).")
+    stamp = (app_dir / "build-info.txt").read_text().strip()
+    date = stamp.rsplit(" ", 1)[-1]
+    labels = lab.client.images.get(second.image_id).labels or {}
+    if labels.get("org.opencontainers.image.created") != date:
+        found = labels.get("org.opencontainers.image.created", "no such label")
+        return False, (f"fetch-deps came from the cache, but the image's org.opencontainers.image.created label is "
+                       f"{found!r}, not this build's time {date}: keep the stamp.")
+    said = lab.run(second.image_id).stdout
+    if stamp not in said:
+        return False, (f"fetch-deps came from the cache and the label is right, but the app does not print this "
+                       f"build's build-info.txt ({stamp!r}); it said: {said.strip()[:120]!r}")
+    return True, ("A rebuild with a new stamp took RUN ./fetch-deps from the cache, and the image still carries "
+                  "its own build's stamp (label and build-info.txt).")
+
+
+# --- predict, then run ----------------------------------------------------------------------------
+
+question("build-cache", "new-timestamps",
+         "The next cell builds the same Dockerfile twice with the same files; labkit writes the build context "
+         "afresh each time, so the second build sees every file with a new modification time. How many steps "
+         "run in the second build?",
+         ["all four: every file looks new", "the COPY and every step after it", "none: every step comes from the cache"],
+         answer=2, why="BuildKit checksums the contents of the files a COPY reads, not their timestamps: the second "
+                       "build took all four steps from the cache.")
+
+question("build-cache", "shared-cache",
+         "Another learner on this engine builds a two-step Dockerfile you have never built. A moment later you "
+         "build the same Dockerfile with salt=False. How many of your steps run?",
+         ["both: you never built it", "one: the slow step runs, the quick one is found",
+          "none: both come from the cache their build filled"],
+         answer=2, why="A cache key is made of contents only, not of who built the step: the other learner's build "
+                       "filled the engine's cache, and both your steps were cache hits.")
+
+question("build-cache", "cache-from",
+         "The builder's cache was just wiped. It builds the app again with --cache-from the registry's app:cache "
+         "(inline cache). How many of the five steps run?",
+         ["all five: a wiped builder has nothing to reuse",
+          "only the two RUN steps: the cache holds files, not command results",
+          "none: each step is found in the image's cache metadata and its layer comes from the registry"],
+         answer=2, why="With --cache-from, BuildKit matched every step's key against the cache metadata in "
+                       "app:cache's config and pulled the layers it needed: nothing ran.")
