@@ -1,11 +1,19 @@
 """Checks of notebook 04 (troubleshooting from scratch)."""
 from __future__ import annotations
 
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 import docker
 
-from ..containers import Container
-from ..core.session import SESSION_LABEL
+from ..containers import Container, TcpPort
+from ..core.errors import LabkitError
+from ..core.session import LOOPBACK, SESSION_LABEL
 from ..exercises import exercise
+from ..predictions import question
 from ..procfs import cgroup
 
 MIB = 1024 * 1024
@@ -78,3 +86,88 @@ def limits(lab):
     if problems:
         return False, f"Found {lab.name('worker')} running, but the kernel's cgroup says: " + ", ".join(problems) + "."
     return True, "The kernel's cgroup for worker enforces 64 MiB of memory and at most 50 processes."
+
+
+# --- the mission: a distroless service that does not answer -----------------------------------------
+
+def deploy_catalog(lab, project: str | Path) -> Container:
+    """A colleague's deployment of the catalog service (how they ran it is for you to find out). The image
+    id is kept in the session's state: the mission's check compares it with what runs in the end."""
+    image = lab.build("catalog", context=project)
+    (lab.state / "catalog.json").write_text(json.dumps({"image": image.image_id}))
+    return lab.start(lab.image("catalog"), ["-p", "127.0.0.1:8080"], name="catalog", ports={8080: None},
+                     wait=TcpPort(8080))
+
+
+def ask(port: int, tries: float = 1) -> str:
+    """What `curl http://127.0.0.1:PORT/` gets, in a few words; retried for `tries` seconds (a service
+    started a moment ago may not listen yet)."""
+    deadline = time.monotonic() + tries
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/", timeout=2) as resp:
+                return f"HTTP {resp.status}: " + resp.read(200).decode(errors="replace").splitlines()[0]
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except OSError:  # reset, closed or refused: the engine's proxy found nobody listening
+            if time.monotonic() > deadline:
+                return "no HTTP answer (the connection closed without a reply)"
+            time.sleep(0.2)
+
+
+@exercise("troubleshooting", "catalog-answers", "Mission: make the catalog answer, from the same image", (
+    "The catalog has no shell, so look at it from a neighbour: which process runs in it, with which "
+    "arguments, and on which address does it listen?",
+    "Section 3 and Exercise 1: a labkit/busybox container started with --pid and --network "
+    "container:$LAB_PREFIX-catalog can run `ps -o pid,args`, `netstat -tln` and `wget -qO- "
+    "http://127.0.0.1:8080/` in the catalog's namespaces. The published port reaches the container's own "
+    "address, not its 127.0.0.1; and the arguments after the image name replace the image's CMD.",
+    "httpd was started with `-p 127.0.0.1:8080`. In a %%bash cell: docker rm -f $LAB_PREFIX-catalog, then "
+    "docker run -d --name $LAB_PREFIX-catalog -p 127.0.0.1::8080 $LAB_PREFIX-catalog (the image's own CMD is "
+    "-p 8080, every address).",
+))
+def catalog_answers(lab):
+    record = lab.state / "catalog.json"
+    if not record.is_file():
+        return False, "The catalog was never deployed here: run the cell that calls deploy_catalog(lab, ...)."
+    image_id = json.loads(record.read_text())["image"]
+    catalog = _container(lab, "catalog")
+    if catalog is None or catalog.status() != "running":
+        return False, _not_running(lab, "catalog", catalog)
+    runs = catalog.attrs()["Image"]
+    if runs != image_id:
+        return False, (f"{catalog.name} runs the image {runs[7:19]}, not the catalog's image {image_id[7:19]} "
+                       "(lab-...-catalog as deployed): change how it runs, not what it runs.")
+    try:
+        port = catalog.host_port(8080)
+    except LabkitError:
+        return False, f"{catalog.name} runs the right image but does not publish its port 8080 (on 127.0.0.1)."
+    answer = ask(port, tries=3)
+    if not answer.startswith("HTTP 200") or "catalog" not in answer:
+        return False, f"{catalog.name} runs the right image and publishes its port 8080, but a GET / got: {answer}."
+    return True, ("The catalog answers on its port 8080, published on 127.0.0.1, and runs the same image as "
+                  "before: only how it runs changed.")
+
+
+# --- predict, then run ----------------------------------------------------------------------------
+
+question("troubleshooting", "exec-in-scratch",
+         "The next cell starts the shop and runs `docker exec shop sh` in it. What happens?",
+         ["a shell opens: docker exec brings its own sh", "it fails: there is no sh in the shop's filesystem",
+          "a shell opens on the host, outside the container"],
+         answer=1, why="docker exec starts a program from the container's own filesystem; the shop holds only "
+                       "/httpd and its page, so there is nothing to start (exit code 126).")
+
+question("troubleshooting", "pid-only-netstat",
+         "The debug container joins only the shop's PID namespace. What does `netstat -tln` show in it?",
+         ["the shop's port 8080", "no listening port at all", "every port that listens on the host"],
+         answer=1, why="Sharing the process table does not share the sockets: listening ports belong to a network "
+                       "namespace, and the debugger still has its own, where nothing listens.")
+
+question("troubleshooting", "memory-limit",
+         "hog may use 32 MiB of memory. A pipeline in it holds 100 MB in memory. What happens?",
+         ["it succeeds: the limit only slows the container down",
+          "the kernel kills the process that went over (SIGKILL, exit code 137)",
+          "docker stops the whole container"],
+         answer=1, why="The kernel enforces the cgroup's limit with its OOM killer: the pipeline died by SIGKILL "
+                       "(137) and the cgroup counted the kill; hog itself keeps running.")
