@@ -7,6 +7,7 @@ import docker
 
 from ..core.render import seconds
 from ..exercises import exercise
+from ..predictions import question
 from ..archive import search_layers
 
 
@@ -37,35 +38,72 @@ def parallel_stages(lab, dockerfile: str):
     return True, f"Both stages ran at the same time ({seconds(overlap)} overlap); the build took {seconds(report.duration)}."
 
 
-@exercise("buildkit", "no-secret-leak", "Ship the image without the secret in any layer", (
-    "COPY puts the token in a layer and ARG puts it in the history: the RUN step must get it another way, "
-    "one that exists only while that step runs.",
-    "Section 3 built such an image from `with_secret` (RUN --mount=type=secret,id=token reads /run/secrets/token); "
-    "`docker build --help` shows the flag that hands a file to that mount. Build from `app_dir`, not from where "
-    "the token lies.",
-    "(app_dir / 'Dockerfile').write_text(with_secret), then "
-    "!docker build --progress=plain --no-cache --secret id=token,src={token_file} -t {lab.image('app')} {app_dir}",
+@exercise("buildkit", "fix-the-leak", "Fix the leaky app: the build uses the token, the image holds it nowhere", (
+    "The token leaks in more than one way: find every place before you change anything. Then the fetch "
+    "step needs the token another way, one that exists only while that step runs.",
+    "`docker history --no-trunc` shows build arguments and ENV values, `docker inspect` the config's Env, "
+    "`archive.search_layers(lab.image('app'), TOKEN)` every file of every layer (`COPY .` takes token.txt "
+    "along, and a later `rm` leaves it in the COPY layer). Section 3's `with_secret` shows the mount; "
+    "`docker build --help` shows the flag that hands it a file.",
+    "Write app_dir/Dockerfile as: FROM labkit/busybox / COPY app.sh fetch-private-lib /app/ / "
+    "RUN --mount=type=secret,id=token TOKEN=$(cat /run/secrets/token) /app/fetch-private-lib / "
+    "CMD [\"/app/app.sh\"] (no ARG, no ENV), then "
+    "!docker build --no-cache --secret id=token,src={app_dir}/token.txt -t {lab.image('app')} {app_dir}",
 ))
-def no_secret_leak(lab, secret: str, tag: str = "app"):
+def fix_the_leak(lab, secret: str, tag: str = "app"):
     name = lab.name(tag)
     try:
         lab.client.images.get(name)
     except docker.errors.ImageNotFound:
         return False, f"No image {name} in the engine (in a shell it is $LAB_PREFIX-{tag}): build it with that name."
-    used = lab.run(name, "cat /app/token-id", check=False)
-    if used.exit_code != 0:
-        return False, (f"Found the image {name}, but /app/token-id is missing: the build must still use the token "
-                       "and write its fingerprint there.")
-    held = used.stdout.strip()
-    if not held:
-        return False, (f"Found the image {name}, but /app/token-id is empty: the RUN step found no "
-                       "/run/secrets/token (the secret's id must be `token`, and the build must be given the file).")
-    if held != hashlib.sha256(secret.encode()).hexdigest()[:12]:
-        return False, (f"Found the image {name}, but /app/token-id holds {held[:20]!r}, the fingerprint of another "
-                       "value: if the step came from the build cache (a secret's value is not in the cache key), "
-                       "build again with --no-cache.")
     found = search_layers(name, secret)
     if found.leaked:
-        return False, (f"Found the image {name} with the right fingerprint, but the token is still in it: "
-                       + "; ".join(f"{w}: {what}" for w, what in found.hits))
-    return True, f"The build used the token, yet none of the {found.layers_searched} layers, the history or the config holds it."
+        return False, (f"The token can still be read in {tag!r}: " + "; ".join(f"{w}: {what}" for w, what in found.hits)
+                       + ". Rebuild it so that none of these holds it.")
+    app = lab.run(name, check=False)  # its own CMD, as anyone who pulls it would start it
+    said = (app.stdout + app.stderr).strip()
+    if app.exit_code != 0:
+        return False, (f"No token in {tag!r} any more, but the app does not start ({said[-100:]!r}): the build "
+                       "must still fetch the library with the token.")
+    fingerprint = hashlib.sha256(secret.encode()).hexdigest()[:12]
+    if f"licensed to {fingerprint}" not in app.stdout:
+        return False, (f"No token in {tag!r}, and the app starts, but it says {said[-100:]!r}, not 'licensed to "
+                       f"{fingerprint}' (this session's token): if the fetch step came from the build cache (a "
+                       "secret's value is not in the cache key), build again with --no-cache.")
+    return True, (f"The app starts with the library the token fetched, and none of the {found.layers_searched} "
+                  "layers, the history or the config holds the token.")
+
+
+question("buildkit", "unused-stage",
+         "BuildKit builds webapp.Dockerfile without cache: stages deps, assets and test, and a final stage that "
+         "copies from deps and assets only. What does it do with the three stages?",
+         ["Runs them one after the other, as written, like the classic builder",
+          "Runs all three at the same time, test included",
+          "Runs deps and assets at the same time, and never builds test",
+          "Builds only the final stage: the others are skipped without a cache"],
+         answer=2,
+         why="BuildKit solves the graph of what the final image needs: deps and assets have no edge between them, "
+             "so their steps overlap, and nothing leads from test to the final image, so it never runs. The "
+             "classic builder runs every step in order, test included.")
+
+question("buildkit", "cache-mount",
+         "Each Dockerfile is built twice; the second time packages.txt also lists jq. How many packages does the "
+         "second build of the RUN --mount=type=cache version download?",
+         ["5: the changed step starts from scratch, like the plain RUN",
+          "1: only jq; the other four are still in the cache mount",
+          "0: the whole step comes from the layer cache"],
+         answer=1,
+         why="The changed packages.txt invalidates the RUN step in both Dockerfiles, but only the cache mount "
+             "keeps /var/cache/pkgs between builds: the plain RUN downloads all five again, the cached one only jq.")
+
+question("buildkit", "secret-leaks",
+         "The same token goes into three builds: COPY the file and rm it in a later step, a build argument "
+         "(ARG), and RUN --mount=type=secret. In which images can anyone who pulls them read the token?",
+         ["Only leak-copy: a build argument is gone once the build ends",
+          "leak-copy and leak-arg",
+          "None: rm deletes the file, and build arguments are never stored",
+          "All three: the secret mount is recorded in the image history too"],
+         answer=1,
+         why="The COPY layer still holds the file under rm's whiteout, and the history records the RUN step "
+             "with its build arguments (|1 TOKEN=...); the secret mount exists only while its RUN step runs, "
+             "so the third image holds the token nowhere.")

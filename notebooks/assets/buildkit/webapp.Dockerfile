@@ -6,7 +6,7 @@ RUN echo "compiling dependencies" && sleep 2 && mkdir -p /out && echo deps > /ou
 FROM labkit/busybox AS assets
 RUN echo "bundling web assets" && sleep 2 && mkdir -p /out && echo assets > /out/assets
 
-# Nothing below copies from this stage: BuildKit skips it, the classic builder runs it.
+# The slow test suite: nothing below copies from this stage.
 FROM labkit/busybox AS test
 RUN echo "running the slow test suite" && sleep 2
 
