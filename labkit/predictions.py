@@ -94,9 +94,9 @@ class Prediction(Renderable):
         q = self.question
         choices = "\n".join(f"  {LETTERS[i]}) {c}" for i, c in enumerate(q.choices))
         if self.chosen is None:
-            return callout("info", f"Predict: {q.prompt}", "Choose before you run the next cell.",
-                           details=f"{choices}\n\nAnswer with lab.predict({q.id!r}, \"a\") (or the buttons "
-                                   "in JupyterLab); your first answer is kept.")
+            return callout("info", "Predict, then run", q.prompt,
+                           details=f"{choices}\n\nChoose before you run the next cell: lab.predict({q.id!r}, \"a\") "
+                                   "(or the buttons in JupyterLab). Your first answer is kept.")
         right = self.chosen == q.answer
         said = f"You predicted {LETTERS[self.chosen]}) {q.choices[self.chosen]}."
         if right:
