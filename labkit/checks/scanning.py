@@ -4,6 +4,7 @@ from __future__ import annotations
 import docker
 
 from ..exercises import exercise
+from ..predictions import question
 from ..scan import ScanReport, scan
 
 _cache: dict[str, ScanReport] = {}
@@ -67,3 +68,27 @@ def gate_policy(lab, gate=None):
         left = ", ".join(f"{f.id} ({f.severity}, {f.fixed})" for f in fixed.findings) or "no vulnerability"
         return False, f"Your gate stops the fixed shop, whose scan has only: {left}."
     return True, "Your gate stops shop-v1 and lets the fixed shop through."
+
+
+# --- Predict, then run ---------------------------------------------------------------------------
+question("scanning", "deleted-secret", "shop-v1's Dockerfile ADDs the .env file with the key, and the very next RUN "
+         "deletes it. Does the scan find the key?", [
+             "no: the file is not in the final image",
+             "yes: the ADD's layer still ships the file, and the secret scanner reads every layer",
+             "only while a container of the image runs"],
+         answer=1, why="The secrets column says 1, and the secret's row names the layer it sits in: the one "
+         "`ADD .env /app/.env` made. A later layer only hides a file; the image still carries its bytes.")
+question("scanning", "gate-v1", "The gate stops the build on HIGH or CRITICAL findings of two kinds, vulnerabilities "
+         "and secrets. How many of shop-v1's findings stop it?", [
+             "none: its HIGH findings are lint and misconfigurations",
+             "2: the two HIGH advisories of the old libraries",
+             "3: the two HIGH advisories and the CRITICAL key; lint and misconfigurations do not count"],
+         answer=2, why="The gate's table lists exactly three: urllib3's and requests' HIGH advisories and the "
+         "CRITICAL AWS key. The Dockerfile findings are HIGH too, but of a kind this gate does not stop on.")
+question("scanning", "smaller-base", "labkit/busybox is far smaller than the Debian base: one static binary and its "
+         "links. What does its scan report?", [
+             "fewer vulnerabilities than Debian, each of them real",
+             "none, and why: it has no package database, so there was nothing to inventory and match",
+             "about the same as Debian: busybox provides the same tools"],
+         answer=1, why="The busybox row: 0 packages inventoried, 0 advisories, and the report's blind spot 'no OS "
+         "package database'. Fewer findings here means less seen, not less risk.")
