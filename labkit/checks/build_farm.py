@@ -1,15 +1,38 @@
 """Checks of notebook 15 (shared CI build farms)."""
 from __future__ import annotations
 
+import time
+
 import docker
 
 from ..core.errors import LabkitError
+from ..core.render import volatile
 from ..exercises import exercise
-from ..farm import GB_PER_EXECUTOR, load_config, simulate, slots
+from ..farm import load_config, simulate, slots
+from ..predictions import question
 
 TEAMS, BUILDS_PER_HOUR, BUILD_MINUTES, TARGET_WAIT = 12, 2, 10, 5.0
-AGENT, AGENT_VCPUS, AGENT_GB = "agent-5", 2, 8
 GIB = 1024 ** 3
+
+question("build-farm", "full-farm",
+         "12 teams each send 2 builds an hour of about 10 minutes: exactly 4 executors' worth of work. With 4 "
+         "executors, what is the model's mean queue wait?",
+         ["about zero: the capacity matches the work", "a couple of minutes", "close to half an hour"], answer=2,
+         why="At 100% utilisation every burst of builds adds to a queue that never drains: 4 executors wait "
+             "close to half an hour on average, one more executor brings it down to minutes.")
+question("build-farm", "one-more-build",
+         "Each team adds one build an hour (3 instead of 2: 50% more work) on the 6 executors that kept the "
+         "wait under a minute. What happens to the mean queue wait?",
+         ["it grows by about half, like the work", "it grows more than tenfold",
+          "it stays under a minute: 6 executors have room"], answer=1,
+         why="Utilisation goes from 70% to 96%, and near full the wait grows much faster than the load: from "
+             "under a minute to about 11 minutes.")
+question("build-farm", "nproc-limited",
+         "agent-6 runs under a ceiling of a quarter of a CPU. What does `nproc` print inside it?",
+         ["1: a quarter of a CPU rounds up to one", "as many CPUs as the host has", "0: less than one CPU"],
+         answer=1,
+         why="--cpus is a quota of CPU time per period, taken on any of the host's CPUs; it changes no CPU set, "
+             "so a tool that sizes itself by nproc (`make -j$(nproc)`) still starts one job per host CPU.")
 
 
 @exercise("build-farm", "fix-config", "Make the farm configuration valid with at least 8 executors", hints=(
@@ -40,48 +63,73 @@ def _limits(container) -> tuple[float, float]:
     return cpus, (host.get("Memory") or 0) / GIB
 
 
-@exercise("build-farm", "agent-limits", "Start a farm agent whose size the engine enforces", hints=(
-    "The YAML only declares an agent's size; the engine can enforce it, so that the agent's builds cannot take "
-    "the host's other CPUs. Which options of `docker run` limit a container's CPUs and memory, and which one "
-    "attaches metadata?",
-    "`docker run --help`: the resource options (--cpus, --memory) and --label; in a shell cell the agent's name "
-    "is $LAB_PREFIX-agent-5, and the farm's rule (one executor per vCPU and per 4 GB) gives the label's value.",
-    "!docker run -d --name $LAB_PREFIX-agent-5 --cpus 2 --memory 8g --label farm.executors=2 "
-    "labkit/busybox:latest sleep 3600"))
-def agent_limits(lab, name: str = AGENT):
-    full, session = lab.name(name), lab.labels["labkit.session"]
+# --- Exercise 2: a noisy neighbour on the farm ----------------------------------------------
+AGENTS = ("agent-6", "agent-7", "agent-8")
+NOISY = "agent-6"  # runs a team's side job: one busy loop per CPU of the host, no limits
+SIDE_JOB = ["sh", "-c", "for c in $(seq $(nproc)); do while :; do :; done & done; wait"]
+CPU_BUDGET, MEMORY_BUDGET_MB = 0.25, 64  # the farm's policy for a side job on a build agent
+
+
+def start_agents(lab) -> list:
+    """Three build agents of this session; one of them also runs a side job that takes every CPU."""
+    return [lab.start("labkit/busybox:latest", SIDE_JOB if name == NOISY else ["sleep", "3600"], name=name,
+                      labels={"farm.executors": "2"}) for name in AGENTS]
+
+
+def cpu_use(model, seconds: float = 2.0) -> float | None:
+    """CPUs a container used over `seconds` (its cgroup's CPU time, as `docker stats` reads it), or
+    None when the engine gives no CPU statistics. The kernel enforces a limit, so a loaded machine
+    can only make this smaller: a ceiling is safe to check where a timing is not."""
+    def sample() -> tuple[int | None, float]:
+        stats = model.stats(stream=False, one_shot=True)
+        return (stats.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage"), time.monotonic()
+    u0, t0 = sample()
+    time.sleep(seconds)
+    u1, t1 = sample()
+    return None if u0 is None or u1 is None else (u1 - u0) / 1e9 / (t1 - t0)
+
+
+@exercise("build-farm", "noisy-neighbour", "Keep the side job to its budget without stopping it", hints=(
+    "First find the agent that eats the CPU (`docker stats --no-stream` on this session's containers). It runs "
+    "a job its team needs, so it must keep running with the same command; the engine can change a running "
+    "container's limits.",
+    "`docker update --help`: --cpus is a ceiling (--cpu-shares is only a weight, and --cpuset-cpus still gives "
+    "a whole CPU); a memory limit on a container that had none also needs --memory-swap. In a %%bash cell the "
+    "names are $LAB_PREFIX-agent-6 ... and `docker ps -q --filter label=labkit.session=$LAB_SESSION` lists them.",
+    f"%%bash\ndocker stats --no-stream $(docker ps -q --filter label=labkit.session=$LAB_SESSION)\n"
+    f"docker update --cpus {CPU_BUDGET} --memory {MEMORY_BUDGET_MB}m --memory-swap {MEMORY_BUDGET_MB}m "
+    f"$LAB_PREFIX-{NOISY}"))
+def noisy_neighbour(lab):
+    full = lab.name(NOISY)
     try:
         agent = lab.client.containers.get(full)
     except docker.errors.NotFound:
-        mine = sorted(c.name for c in lab.client.containers.list(
-            all=True, filters={"label": f"labkit.session={session}"}))
-        return False, f"No container {full} exists; this session's containers: {', '.join(mine) or 'none'}."
-    if agent.labels.get("labkit.session") != session:
+        return False, (f"No container {full}: the side job is gone, and its team needs its report. Run the cell "
+                       "that starts the agents again, then limit the job instead of removing it.")
+    if agent.labels.get("labkit.session") != lab.labels["labkit.session"]:
         return False, f"{full} exists but was not created in this session (it has no session label)."
-    if agent.status != "running":
-        return False, f"{full} exists but is {agent.status}: an agent must keep running (give it a long command)."
+    if agent.status != "running" or agent.attrs["Config"].get("Cmd") != SIDE_JOB:
+        return False, (f"{full} is {agent.status} with the command {agent.attrs['Config'].get('Cmd')}: the side "
+                       "job must keep running, as it was (limit it, do not stop or replace it).")
     cpus, gib = _limits(agent)
-    if abs(cpus - AGENT_VCPUS) > 0.01:
-        found = f"a limit of {cpus:g} CPUs" if cpus else "no CPU limit (HostConfig.NanoCpus is 0)"
-        return False, f"{full} runs with {found}: its builds may use that many of the host's CPUs, not {AGENT_VCPUS}."
-    if abs(gib - AGENT_GB) > 0.25:
-        found = f"a memory limit of {gib:.1f} GiB" if gib else "no memory limit (HostConfig.Memory is 0)"
-        return False, f"{full} runs with {AGENT_VCPUS} CPUs but {found}; the agent has {AGENT_GB} GB."
-    label = agent.labels.get("farm.executors")
-    if label is None:
-        return False, f"{full} is limited to {AGENT_VCPUS} CPUs / {AGENT_GB} GB but has no label farm.executors."
-    try:
-        executors = int(label)
-        load_config(f"farm:\n  agents:\n    - {{name: {name}, vcpus: {AGENT_VCPUS}, memoryGB: {AGENT_GB}, "
-                    f"executors: {executors}}}\n")
-    except (ValueError, LabkitError) as error:
-        why = error.message if isinstance(error, LabkitError) else "not a whole number"
-        return False, f"{full} has farm.executors={label!r}: {why}"
-    most = min(AGENT_VCPUS, AGENT_GB // GB_PER_EXECUTOR)
-    if executors != most:
-        return False, f"{full} has farm.executors={executors}; the rule allows {most} on {AGENT_VCPUS} vCPU / {AGENT_GB} GB."
-    return True, (f"{name} runs with {AGENT_VCPUS} CPUs and {AGENT_GB} GiB enforced by the engine, and says it runs "
-                  f"{executors} builds at a time: the configuration and the machine agree.")
+    host = agent.attrs.get("HostConfig") or {}
+    if not cpus:
+        extra = (f" (--cpuset-cpus {host['CpusetCpus']} pins it, yet it may still fill those CPUs)"
+                 if host.get("CpusetCpus") else " (--cpu-shares is only a weight)" if host.get("CpuShares") else "")
+        used = cpu_use(agent)
+        now = f"; right now the side job uses {used:.1f} CPUs" if used is not None else ""
+        return False, f"An agent of this session has no CPU ceiling{extra}{now}. Find it and give it one."
+    if cpus > CPU_BUDGET + 1e-6:
+        return False, f"{full} may use {cpus:g} CPUs; the side job's budget is {CPU_BUDGET:g}."
+    if not gib or gib * 1024 > MEMORY_BUDGET_MB + 0.5:
+        found = f"{gib * 1024:.0f} MB" if gib else "no memory limit (HostConfig.Memory is 0)"
+        return False, f"{full} has a CPU ceiling of {cpus:g} but {found}; the budget is {MEMORY_BUDGET_MB} MB."
+    used = cpu_use(agent)
+    if used is not None and used > CPU_BUDGET + 0.1:
+        return False, f"{full} has a ceiling of {cpus:g} CPUs yet used {used:.2f} CPUs over 2 s: is the limit applied?"
+    measured = f", measured {volatile(f'{used:.2f}')} CPUs over 2 s" if used is not None else ""  # varies
+    return True, (f"{NOISY} still runs its job, within {cpus:g} CPUs{measured} and {gib * 1024:.0f} MB: the kernel "
+                  "enforces the ceiling, and the builds keep the rest of the machine.")
 
 
 def smallest_farm() -> int:
