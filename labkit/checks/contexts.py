@@ -1,4 +1,4 @@
-"""Checks of notebook 09 (docker contexts and CLI plugins)."""
+"""Checks and questions of notebook 09 (docker contexts and CLI plugins)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,28 @@ import os
 
 from ..contexts import DaemonNotAnswering, DockerConfig
 from ..exercises import exercise
+from ..predictions import question
+
+question("contexts", "context-sees", "Through the context rootless, does `docker ps` list only-on-rootful, the "
+         "container this lab started on its own engine?",
+         ["yes: the CLI lists every container it started, whichever engine runs it",
+          "no: it lists the rootless engine's containers only",
+          "yes, both engines' containers, marked by engine"], answer=1,
+         why="The CLI keeps no list of containers: `docker ps` asks the context's daemon, and each daemon knows only "
+             "its own.")
+question("contexts", "create-connects", "A context for ssh://deploy@build-server.invalid, a host that does not exist: "
+         "what does `docker context create` do?",
+         ["it fails: the host name cannot be resolved",
+          "it creates the context: a context is stored settings, nothing is contacted",
+          "it waits for the SSH connection to time out, then fails"], answer=1,
+         why="The context is written to the context store (meta.json) and nothing more; the host is first contacted "
+             "when a command uses the context.")
+question("contexts", "stopped-daemon", "A context points at a socket nothing listens on. What does "
+         "`docker --context stopped ps` do?",
+         ["it falls back to the default context and lists that engine's containers",
+          "it fails with an error: that context's daemon does not answer",
+          "it waits until a daemon starts on that socket"], answer=1,
+         why="A context names exactly one endpoint; the CLI never silently picks another one.")
 
 
 def _contexts(config: DockerConfig) -> dict[str, str]:
