@@ -146,10 +146,10 @@ question("privileged", "who-may-mount", "Processes in a default container run as
 question("privileged", "netadmin-default", "The next cell runs `ip addr add 10.9.9.9/32 dev lo` as root twice: "
          "in a privileged container, then in a default one. What does the default one print?", [
              "the new address, like the privileged one: it is root in its own network namespace",
-             "'Operation not permitted': changing an interface needs CAP_NET_ADMIN, which Docker does not give by default",
+             "'Operation not permitted': changing an interface needs a capability Docker does not give by default",
              "nothing: busybox has no `ip` command"],
          answer=1, why="The default container's line: RTNETLINK answers 'Operation not permitted'. Root without "
-         "CAP_NET_ADMIN may not change even its own network namespace.")
+         "that capability may not change even its own network namespace (which one: Exercise 1).")
 
 
 # --- Break it, fix it: a socket in the fleet ------------------------------------------------------
