@@ -37,6 +37,8 @@ AGENDA = [
      "100x Jenkins"),
     ("16", "cnab", "CNAB bundles: bundle.json, an invocation image and a spec-following runner",
      "Cloud Native Application Bundles"),
+    ("17", "capstone", "Capstone: one app through the whole pipeline, from a secret-safe build to a CNAB install",
+     "All the talks, in one pipeline"),
 ]
 
 
