@@ -1,4 +1,4 @@
-"""Checks of notebook 11 (image builders and reproducible builds)."""
+"""Checks and questions of notebook 11 (image builders and reproducible builds)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,8 +7,24 @@ import time
 from ..builders import Buildah, BuilderRun
 from ..core.render import volatile
 from ..exercises import exercise
+from ..predictions import question
 
 APP = {"app.sh": "#!/bin/sh\necho hello from the app\n"}
+
+question("builders", "buildah-twice", "buildah builds the same Dockerfile twice, a second apart: once as it is, once "
+         "with --timestamp SOURCE_DATE_EPOCH. Do the two builds of each pair get the same digest?",
+         ["yes, both pairs: same inputs, same image",
+          "not without a timestamp; yes with SOURCE_DATE_EPOCH",
+          "neither pair: the RUN step runs again and writes its file anew"], answer=1,
+         why="Without a timestamp the created time and the file times are the moment of the build; --timestamp fixes "
+             "both, and the RUN step writes the same bytes each time.")
+question("builders", "engine-twice", "The engine's own BuildKit builds the same Dockerfile twice with --no-cache, a "
+         "second apart, without SOURCE_DATE_EPOCH. Same image id both times?",
+         ["yes: BuildKit builds are reproducible by default",
+          "no: the image records when it was built",
+          "yes, but only where BuildKit is the default builder (Docker 23.0 and later)"], answer=1,
+         why="The image id is the digest of its config, and the config's created time (and the history) is the "
+             "time of the build, on every Docker version.")
 
 
 @exercise("builders", "reproducible", "Make the build reproducible", hints=(
