@@ -69,13 +69,26 @@ def push_artifact(registry: RegistryClient, name: str, files: dict[str, str], ar
         start = time.monotonic()
         client.push(target=f"{registry.host}/{name}", files=entries, disable_path_validation=True,
                     manifest_config=f"{config}:{artifact_type}", manifest_annotations=annotations or None,
-                    subject=subject, quiet=True)
+                    subject=_subject(registry, name, subject) if subject else None, quiet=True)
         took = time.monotonic() - start
     manifest, digest = registry.manifest(name)
     layers = [((ly.get("annotations") or {}).get("org.opencontainers.image.title", "?"), ly["mediaType"], ly["size"],
                ly["digest"]) for ly in manifest.get("layers", [])]
     return Artifact(f"{registry.host}/{name}", digest, manifest.get("config", {}).get("mediaType", ""), layers, took,
                     push_command(f"{registry.host}/{name}", files, artifact_type, annotations, subject))
+
+
+def _subject(registry: RegistryClient, name: str, subject: str):
+    """The library wants a descriptor (media type, digest, size), not a string: read it from the
+    registry. `subject` is a digest in `name`'s repository, or "repo@sha256:..." / "repo:tag"."""
+    import oras.oci
+    ref = subject.removeprefix(f"{registry.host}/")
+    if ref.startswith("sha256:"):
+        ref = f"{name.split(':')[0].split('@')[0]}@{ref}"
+    repo, _, _ = ref.partition("@") if "@" in ref else ref.rpartition(":")
+    manifest, digest = registry.manifest(ref)
+    raw = registry.get(f"/v2/{repo}/manifests/{digest}", manifest.get("mediaType", "*/*"))[0]
+    return oras.oci.Subject(mediaType=manifest.get("mediaType", ""), digest=digest, size=len(raw))
 
 
 def push_command(ref: str, files: dict[str, str], artifact_type: str, annotations: dict[str, str] | None = None,

@@ -48,3 +48,16 @@ def test_only_registries_on_this_machine(lab):
     from labkit.registry import RegistryClient
     with pytest.raises(labkit.LabkitError, match="only to registries on this machine"):
         RegistryClient("example.org:5000")
+
+
+def test_an_artifact_refers_to_its_subject(lab, tmp_path):
+    registry = lab.registry()
+    (tmp_path / "report.txt").write_text("ok")
+    (tmp_path / "sbom.json").write_text("{}")
+    image = push_artifact(registry, "app:1", {"report.txt": "text/plain"}, "application/vnd.test.app.v1", workdir=tmp_path)
+    for subject in (image.digest, f"app@{image.digest}", "app:1", f"{registry.host}/app@{image.digest}"):
+        sbom = push_artifact(registry, "app:sbom", {"sbom.json": "application/json"}, "application/vnd.test.sbom.v1",
+                             workdir=tmp_path, subject=subject)
+        manifest, _ = registry.manifest(f"app@{sbom.digest}")
+        assert manifest["subject"]["digest"] == image.digest and manifest["subject"]["size"] > 0
+        assert sbom.equivalent.startswith("oras attach")
