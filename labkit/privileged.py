@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from .containers import Container, exec_command, run_command
 from .core.render import Renderable, Stack, callout, table
 from .core.capabilities import CAP_NAMES
+from .core.engine import unix_socket
 from .core.errors import LabkitError
 
 if TYPE_CHECKING:
@@ -154,11 +155,15 @@ class Escape(Renderable):
                                                             [(self.command, self.output or "(nothing)")])])
 
 
-def socket_escape(lab: "Lab", marker: HostMarker, socket_path: str = DOCKER_SOCKET, *,
+def socket_escape(lab: "Lab", marker: HostMarker, socket_path: str | None = None, *,
                   acknowledge_risk: bool = False) -> Escape:
     """A container with the docker socket mounted asks the engine for a sibling container that
-    mounts the host's / and reads the lab's marker file there. Both are gone when this returns."""
+    mounts the host's / and reads the lab's marker file there. Both are gone when this returns.
+    The socket is the lab's own engine (through its session endpoint): never a fixed path, which
+    may be another engine or, where none is, a directory the bind mount would create."""
     _require_ack(acknowledge_risk, "Mounting the docker socket")
+    if socket_path is None:
+        socket_path = str(lab.endpoint.path) if lab.endpoint is not None else unix_socket(lab.daemon_url, "The demo")
     from .hosttools import host_binary_command, host_binary_files
     tools = lab.track_path(Path(tempfile.mkdtemp(prefix=f"labkit-tools-{lab.session}-")))
     tools.chmod(0o755)  # a rootless engine (notebook 06) bind-mounts it as an unprivileged user

@@ -93,6 +93,9 @@ def stable_command(text: str) -> str:
     engine = os.environ.get("LABKIT_DOCKER_HOST") or os.environ.get("DOCKER_HOST") or ""
     if engine.startswith("unix://") and engine != "unix:///var/run/docker.sock":
         text = text.replace(engine[len("unix://"):], "/var/run/docker.sock")
+    # a session's endpoint socket is the engine's; its labels (for cleanup) nobody types at work
+    text = re.sub(r"(?<![\w.-])/[^\s:,]*/[a-z0-9-]+-[0-9a-f]{6}\.sock\b", "/var/run/docker.sock", text)
+    text = re.sub(r" --label labkit\.[a-z]+=\S+", "", text)
     text = re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"=,:]+", "/tmp/…", text)
     text = _LOOPBACK_PORT.sub(r"\1:<port>", text)
     # host specifics: another machine has another engine address, other devices and other process
