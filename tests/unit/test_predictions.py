@@ -54,3 +54,34 @@ def test_a_question_needs_its_answer_among_the_choices():
     with pytest.raises(ValueError):
         predictions.question("unit", "bad", "?", ["a", "b"], 2, "")
 
+
+
+def test_every_notebook_asks_declared_questions_before_the_answer():
+    """Two or more per notebook that runs (13 has no cluster here, so it asks what it can);
+    every declared question is asked by its lab's notebook, and none is asked twice."""
+    exercises.load_all()
+    declared = {k for k in predictions.QUESTIONS if k[0] != "unit"}
+    asked = set()
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        nb = json.loads(path.read_text())
+        code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        topic = re.search(r"""Lab\(["']([\w-]+)["']""", code).group(1)
+        ids = PREDICT.findall(code)
+        assert len(ids) == len(set(ids)), f"{path.name} asks a question twice"
+        assert len(ids) >= 2, f"{path.name}: predict-then-run needs two or more questions (has {len(ids)})"
+        for qid in ids:
+            assert (topic, qid) in declared, f"{path.name}: lab.predict({qid!r}) is not declared in labkit/checks"
+            asked.add((topic, qid))
+    assert declared == asked, f"declared but never asked: {sorted(declared - asked)}"
+
+
+def test_the_cell_after_a_question_keeps_its_answer_from_the_learner():
+    """The first code cell after lab.predict(...) shows the answer: it is tagged `reveals`, so the
+    learner edition clears its committed output."""
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        for i, cell in enumerate(cells):
+            if cell["cell_type"] == "code" and PREDICT.search("".join(cell["source"])):
+                after = next(c for c in cells[i + 1:] if c["cell_type"] == "code")
+                assert "reveals" in after["metadata"].get("tags", []), \
+                    f"{path.name}: the cell after {''.join(cell['source'])!r} is not tagged reveals"
