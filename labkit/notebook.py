@@ -46,3 +46,18 @@ def agenda():
     from .core.render import table
     return table(["#", "notebook", "what you will do", "talk"],
                  [(n, f"{n}-{stem}.ipynb", title, talk) for n, stem, title, talk in AGENDA], title="Agenda")
+
+
+WORDS_PER_MINUTE = 200  # reading speed of technical prose with code in it
+
+
+def pace(notebook: dict) -> tuple[int, int]:
+    """(class minutes the notebook's header promises, minutes to read its markdown): the README's
+    agenda and paths are built from these, so a test keeps them in step."""
+    import math
+    import re
+    cells = notebook.get("cells", [])
+    header = "".join(cells[0].get("source", "")) if cells else ""
+    m = re.search(r"\*\*Time:\*\* about (\d+) minutes", header)
+    words = sum(len("".join(c.get("source", "")).split()) for c in cells if c.get("cell_type") == "markdown")
+    return (int(m.group(1)) if m else 0), math.ceil(words / WORDS_PER_MINUTE)
