@@ -21,6 +21,7 @@ from ..oras import referrers
 from ..predictions import question
 from ..scan import ScanReport, scan
 from ..testrun import run_pytest
+from .scanning import gate_verdict
 
 SBOM_TYPE = "application/vnd.labkit.sbom.v1"  # the artifact type notebook 10 gave its SBOM
 PACKAGE = "shop-quotes"  # the private package the app's build fetches with the token
@@ -167,19 +168,8 @@ def scan_gate(lab, tag: str = "app"):
     report = _scan(lab, name)
     if report is None:
         return False, f"No image {name} yet: build the app with that name."
-    problems = []
-    if not any(p.name == PACKAGE for p in report.packages):
-        problems.append(f"the scan finds no {PACKAGE}: keep the private package (and its metadata)")
-    gate = report.gate()
-    if not gate.passed:
-        problems.append("the gate blocks on " + ", ".join(sorted({f"{getattr(b, 'id', None) or b.rule} "
-                                                                  f"({b.severity})" for b in gate.blocking})))
-    user = lab.client.images.get(name).attrs["Config"].get("User") or "root"
-    if user in ("root", "0", "0:0"):
-        problems.append(f"it runs as {user!r} (its config's User)")
-    if problems:
-        return False, f"Scanned {name}, not yet: " + "; ".join(problems) + "."
-    return True, f"The gate passes ({len(report.findings) + len(report.issues)} finding(s) below HIGH) and the app runs as {user!r}."
+    return gate_verdict(lab, name, report, PACKAGE,
+                        f"the scan finds no {PACKAGE}: keep the private package (and its metadata)", "the app")
 
 
 # --- 4. amd64 and arm64 under one tag ---------------------------------------------------------------

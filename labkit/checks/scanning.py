@@ -32,18 +32,25 @@ def pass_the_gate(lab):
     report = _scan(lab, "shop")
     if report is None:
         return False, f"No image {lab.image('shop')} in this session yet (build it with that name)."
-    user = lab.client.images.get(lab.name("shop")).attrs["Config"].get("User") or "root"
-    problems = []
-    if not any(p.name == "requests" for p in report.packages):
-        problems.append("the shop still needs requests: keep it (in a fixed version)")
+    return gate_verdict(lab, lab.image("shop"), report, "requests",
+                        "the shop still needs requests: keep it (in a fixed version)", "the shop")
+
+
+def gate_verdict(lab, name: str, report, package: str, keep: str, who: str) -> tuple[bool, str]:
+    """The gate's verdict on an image (07 and the capstone): it still holds `package`, nothing blocks,
+    and it does not run as root."""
+    problems = [] if any(p.name == package for p in report.packages) else [keep]
     gate = report.gate()
     if not gate.passed:
-        problems.append("the gate finds " + ", ".join(sorted({getattr(b, 'id', None) or b.rule for b in gate.blocking})))
+        problems.append("the gate blocks on " + ", ".join(sorted({f"{getattr(b, 'id', None) or b.rule} ({b.severity})"
+                                                                  for b in gate.blocking})))
+    user = lab.client.images.get(name).attrs["Config"].get("User") or "root"
     if user in ("root", "0", "0:0"):
         problems.append(f"it runs as {user!r} (its config's User)")
     if problems:
-        return False, f"Scanned {lab.image('shop')}, not yet: " + "; ".join(problems) + "."
-    return True, f"The gate passes ({len(report.findings)} finding(s) below HIGH remain) and the shop runs as {user!r}."
+        return False, f"Scanned {name}, not yet: " + "; ".join(problems) + "."
+    return True, (f"The gate passes ({len(report.findings) + len(report.issues)} finding(s) below HIGH remain) "
+                  f"and {who} runs as {user!r}.")
 
 
 @exercise("scanning", "gate-policy", "Write a gate that blocks what can be fixed", (
