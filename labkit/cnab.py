@@ -128,8 +128,11 @@ class Claim(Renderable):
         rows = [("installation", self.installation), ("action", self.action), ("result", self.status),
                 ("revision", volatile(self.revision)),
                 ("parameters", ", ".join(f"{k}={v}" for k, v in self.parameters.items()) or "-"),
-                ("outputs", ", ".join(f"{k}={v.strip()}" for k, v in self.outputs.items()) or "-")]
+                ("outputs", ", ".join(f"{k}={v.strip()}" if "\n" not in v.strip() else f"{k} (below)"
+                                      for k, v in self.outputs.items()) or "-")]
         blocks = [table(["claim", "value"], rows, title=f"{self.bundle['name']} {self.bundle['version']}: {self.action}")]
+        blocks += [callout("info", f"output {k}", "", details=v.strip())  # a log such as `steps`: one line each
+                   for k, v in self.outputs.items() if "\n" in v.strip()]
         if self.log.strip():
             blocks.append(callout("info", "invocation image said", "", details=self.log.strip()[-1200:]))
         return Stack(blocks)
