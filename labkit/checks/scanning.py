@@ -1,11 +1,13 @@
 """Checks of notebook 07 (image scanning)."""
 from __future__ import annotations
 
+import dataclasses
+
 import docker
 
 from ..exercises import exercise
 from ..predictions import question
-from ..scan import ScanReport, scan
+from ..scan import Finding, ScanReport, scan
 
 _cache: dict[str, ScanReport] = {}
 
@@ -74,7 +76,19 @@ def gate_policy(lab, gate=None):
     if not verdicts["shop"]:
         left = ", ".join(f"{f.id} ({f.severity}, {f.fixed})" for f in fixed.findings) or "no vulnerability"
         return False, f"Your gate stops the fixed shop, whose scan has only: {left}."
-    return True, "Your gate stops shop-v1 and lets the fixed shop through."
+    # the fixed shop's scan as it may read tomorrow: one new advisory with no fix yet, one with a fix
+    def tomorrow(fix: str, severity: str) -> ScanReport:
+        news = Finding(f"LAB-TOMORROW-{severity}", (), "openssl", "3.0.15-1~deb12u1", fix, severity,
+                       "an advisory published after this scan")
+        return dataclasses.replace(fixed, findings=[*fixed.findings, news])
+    if not gate(tomorrow("no fix", "HIGH")):
+        return False, ("Tomorrow a HIGH advisory with no fixed version appears for a package of the fixed shop: your "
+                       "gate stops every build, though nobody can act on it today.")
+    if gate(tomorrow("3.0.16-1~deb12u1", "CRITICAL")):
+        return False, ("Tomorrow a CRITICAL advisory with a fixed version appears for a package of the fixed shop: "
+                       "your gate lets it through, though the fix is one rebuild away.")
+    return True, ("Your gate stops shop-v1, lets the fixed shop through, and judges tomorrow's advisories by "
+                  "whether they can be fixed.")
 
 
 # --- Predict, then run ---------------------------------------------------------------------------
