@@ -67,25 +67,58 @@ def debug_sidecar(lab):
     return True, "debugger sees shop's httpd process and its listening port 8080, without touching shop's image."
 
 
-@exercise("troubleshooting", "limits", "Cap a container at 64 MiB of memory and 50 processes", (
-    "Limits are given when a container starts; the kernel then enforces them through the container's cgroup.",
-    "Section 5 started hog with mem_limit and pids_limit from Python; `docker run --help` lists the same limits "
-    "as flags. The container's name: $LAB_PREFIX-worker.",
-    "In a %%bash cell: docker run -d --name $LAB_PREFIX-worker --memory 64m --pids-limit 50 labkit/busybox sleep 3600",
+# A colleague's batch worker: it loads 30 MB at start (busybox sh needs about twice that while reading
+# it), then waits for work. Their `docker run --memory 32m` kills it every time.
+WORKER_COMMAND = ["sh", "-c", 'x=$(head -c 30000000 /dev/zero | tr "\\0" x); echo "loaded ${#x} bytes"; sleep 3600']
+WORKER_READY = "loaded 30000000 bytes"
+WORKER_CAP = 128 * MIB
+
+
+def deploy_worker(lab) -> Container:
+    """The colleague's deployment: the worker with 32 MiB and 50 processes; returns once it has ended."""
+    worker = lab.start("labkit/busybox", WORKER_COMMAND, name="worker", mem_limit="32m", memswap_limit="32m",
+                       pids_limit=50)
+    worker.model.wait(timeout=60)
+    return worker
+
+
+@exercise("troubleshooting", "limits", "Keep the worker alive, and capped", (
+    "A container that exits with code 137 was killed with SIGKILL (128 + 9). Who sends SIGKILL to a process "
+    "nobody touched? The container's state says more than its exit code.",
+    "docker inspect -f '{{.State.OOMKilled}} {{.HostConfig.Memory}}' $LAB_PREFIX-worker, and docker logs. "
+    "Limits are set when a container starts: remove it and run the same command again with other flags "
+    "(docker inspect -f '{{json .Config.Cmd}}' shows the command).",
+    "In a %%bash cell: docker rm -f $LAB_PREFIX-worker, then docker run -d --name $LAB_PREFIX-worker --memory 128m "
+    "--memory-swap 128m --pids-limit 50 labkit/busybox sh -c 'x=$(head -c 30000000 /dev/zero | tr \"\\0\" x); "
+    "echo \"loaded ${#x} bytes\"; sleep 3600'",
 ))
 def limits(lab):
     worker = _container(lab, "worker")
-    if worker is None or worker.status() != "running":
+    if worker is None:
         return False, _not_running(lab, "worker", worker)
+    attrs = worker.model.attrs
+    if attrs["Config"]["Cmd"] != WORKER_COMMAND:
+        return False, "worker runs another command than the colleague's: keep the command, change how it is run."
+    deadline = time.monotonic() + 15  # loading takes a second or two
+    while WORKER_READY not in worker.logs() and worker.status() == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    worker.model.reload()
+    state = worker.model.attrs["State"]
+    if worker.status() != "running" or WORKER_READY not in worker.logs():
+        return False, (f"worker is {worker.status()} (exit code {state.get('ExitCode')}) and never said it was "
+                       "ready: it still cannot load its data.")
     usage = cgroup(worker)  # what the kernel enforces, not just what docker was asked
     problems = []
-    if usage.memory_limit != 64 * MIB:
-        problems.append("memory limit is " + ("unset" if usage.memory_limit is None else f"{usage.memory_limit / MIB:g} MiB"))
-    if usage.pids_limit != 50:
-        problems.append(f"pids limit is {usage.pids_limit or 'unset'}")
+    if usage.memory_limit is None or usage.memory_limit > WORKER_CAP:
+        problems.append("its memory is " + ("not capped" if usage.memory_limit is None else
+                                            f"capped at {usage.memory_limit / MIB:g} MiB") +
+                        ": a leak could take the whole host's memory; keep a cap of at most 128 MiB")
+    if usage.pids_limit is None or usage.pids_limit > 50:
+        problems.append(f"its process limit is {usage.pids_limit or 'gone'}: keep the colleague's 50")
     if problems:
-        return False, f"Found {lab.name('worker')} running, but the kernel's cgroup says: " + ", ".join(problems) + "."
-    return True, "The kernel's cgroup for worker enforces 64 MiB of memory and at most 50 processes."
+        return False, "worker is alive, but " + "; ".join(problems) + "."
+    return True, (f"worker loaded its data and runs, capped at {usage.memory_limit / MIB:g} MiB and "
+                  f"{usage.pids_limit} processes.")
 
 
 # --- the mission: a distroless service that does not answer -----------------------------------------
