@@ -206,12 +206,12 @@ def multi_arch(lab, registry):
     "An SBOM is a file; an OCI artifact can name the image it is about (its subject), and clients find it from "
     "the image's digest.",
     "Notebook 10: the registry has no referrers API, so a tag sha256-<hex of app:1's digest> holding an OCI index "
-    "lists the referrers. oras.client.OrasClient(...).push(..., subject=oras.oci.Subject(media type, digest, size)) "
-    "pushes the artifact; registry.put_manifest(...) writes the index. scan.inventory + scan.cyclonedx make the SBOM.",
-    "index, digest = registry.manifest('app:1'); raw = registry.get(f'/v2/app/manifests/{digest}', index['mediaType'])[0]; "
-    "OrasClient(hostname=registry.host, insecure=True).push(target=registry.ref('app:sbom'), files=[f'{sbom_file}:"
-    "application/vnd.cyclonedx+json'], manifest_config=f'{empty}:{SBOM_TYPE}', subject=Subject(index['mediaType'], "
-    "digest, len(raw)), disable_path_validation=True); then put_manifest('app:sha256-<hex>', an index listing "
+    "lists the referrers. labkit.oras.push_artifact(registry, 'app:sbom', {file: media type}, SBOM_TYPE, "
+    "workdir=..., subject=app:1's digest) is `oras attach`; registry.put_manifest(...) writes the index. "
+    "scan.inventory + scan.cyclonedx make the SBOM.",
+    "_, digest = registry.manifest('app:1'); push_artifact(registry, 'app:sbom', {'sbom.cdx.json': "
+    "'application/vnd.cyclonedx+json'}, SBOM_TYPE, workdir=work, subject=digest); then put_manifest("
+    "'app:sha256-<hex>', an index listing "
     "app:sbom's manifest with its artifactType)",
 ))
 def sbom_referrer(lab, registry):
