@@ -95,11 +95,11 @@ def stable_command(text: str) -> str:
         text = text.replace(engine[len("unix://"):], "/var/run/docker.sock")
     # a session's endpoint socket is the engine's; its labels (for cleanup) nobody types at work
     text = re.sub(r"(?<![\w.-])/[^\s:,]*/[a-z0-9-]+-[0-9a-f]{6}\.sock\b", "/var/run/docker.sock", text)
-    text = re.sub(r" --label labkit\.[a-z]+=\S+", "", text)
+    text = re.sub(r" --label labkit\.[a-z]+=\S+| -e 'LABKIT_LABELS=[^']*'", "", text)
     text = re.sub(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^/\s'\"=,:]+", "/tmp/…", text)
     text = _LOOPBACK_PORT.sub(r"\1:<port>", text)
-    # host specifics: another machine has another engine address, other devices and other process
-    # ids (pid 1 stays itself)
+    # per run or per host: a CNAB revision, a session's port, the engine address, devices, pids (not 1)
+    text = re.sub(r"\b(CNAB_REVISION=|PORT=)(\w+)", rf"\1{MARK}\2{MARK}", text)
     text = re.sub(r"DOCKER_HOST=\S+ ", "", text)
     text = re.sub(r"--device \S+( --device \S+)*", "--device …", text)
     text = re.sub(r"(nsenter -t |/proc/)\d{2,}", r"\1<pid>", text)
