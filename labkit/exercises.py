@@ -96,10 +96,14 @@ def find(topic: str, exercise_id: str) -> Exercise:
     exercises = load_all()
     ex = exercises.get((topic, exercise_id))
     if ex is None:
-        known = ", ".join(i for (t, i) in exercises if t == topic) or "none"
-        raise CheckError(f"Lab {topic!r} has no exercise {exercise_id!r} (its exercises: {known}).",
-                         f"Use one of: {known}.")
+        raise unknown("exercise", topic, exercise_id, exercises)
     return ex
+
+
+def unknown(kind: str, topic: str, wanted: str, registry: dict[tuple[str, str], Any]) -> CheckError:
+    """The error for an id a lab does not have (an exercise, a question): it lists the lab's ids."""
+    known = ", ".join(i for (t, i) in registry if t == topic) or "none"
+    return CheckError(f"Lab {topic!r} has no {kind} {wanted!r} (its {kind}s: {known}).", f"Use one of: {known}.")
 
 
 def run_check(lab: Checked, exercise_id: str, **kwargs: Any) -> CheckResult:

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from .core.errors import CheckError
 from .core.render import Renderable, callout
-from .exercises import load_all, load_progress, save_progress
+from .exercises import load_all, load_progress, save_progress, unknown
 
 LETTERS = "abcdefgh"
 
@@ -41,9 +41,7 @@ def find(topic: str, question_id: str) -> Question:
     load_all()  # the checks modules declare the questions too
     q = QUESTIONS.get((topic, question_id))
     if q is None:
-        known = ", ".join(i for (t, i) in QUESTIONS if t == topic) or "none"
-        raise CheckError(f"Lab {topic!r} has no question {question_id!r} (its questions: {known}).",
-                         f"Use one of: {known}.")
+        raise unknown("question", topic, question_id, QUESTIONS)
     return q
 
 
