@@ -83,5 +83,5 @@ notebooks: prepare
 # Re-resolve requirements.lock for every Python the project supports (requires-python >= 3.10),
 # with hashes. Needs the package index. Keeps existing pins unless LOCK_ARGS=--upgrade.
 lock: | $(filter $(UV_HOME)/bin/uv,$(UV))
-	$(UV) pip compile pyproject.toml --extra lab --extra test --universal --python-version 3.10 \
+	$(UV) pip compile pyproject.toml --extra lab --extra classroom --extra test --universal --python-version 3.10 \
 	  --generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS) -o requirements.lock
