@@ -1,4 +1,4 @@
-"""`labkit` command line: doctor, images, prepare, clean, progress, verify, bundle, workspace, lab."""
+"""`labkit` command line: doctor, images, prepare, clean, progress, verify, bundle, engine, workspace, lab."""
 from __future__ import annotations
 
 import argparse
@@ -121,6 +121,22 @@ def _bundle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(args: argparse.Namespace) -> int:
+    from . import userengine
+    if args.action == "start":
+        engine = userengine.start(args.user, timeout=args.timeout)
+        print(f"export DOCKER_HOST={engine.url}")  # `eval "$(labkit engine start)"` in a shell
+    elif args.action == "stop":
+        engine = userengine.for_user(args.user)
+        killed = userengine.stop(engine, purge=args.purge)
+        print(f"{engine.user}'s engine stopped ({killed} processes killed)" + (", its data deleted" if args.purge else ""))
+    else:
+        state = userengine.for_user(args.user).status()
+        print(json.dumps(state, indent=2))
+        return 0 if state["running"] else 1
+    return 0
+
+
 def _workspace(args: argparse.Namespace) -> int:
     from . import workspace
     print(workspace.update(Path(args.path) if args.path else workspace.default_workspace(), REPO / "notebooks").text())
@@ -207,6 +223,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--wheels", action="store_true", help="export: also the Python wheels (needs the package index)")
     b.add_argument("--docker-host", help="import: into this engine (e.g. unix:///run/user/1000/docker.sock)")
     b.set_defaults(func=_bundle)
+    e = sub.add_parser("engine", help="start, stop or show your own rootless Docker engine (socket and data in ~/.labkit/engine)",
+                       description="Your own rootless engine, for a class where each learner has one: dockerd inside "
+                                   "RootlessKit as you, its socket only yours. start prints `export DOCKER_HOST=...` "
+                                   "(use `eval \"$(labkit engine start)\"`); starting a running engine does nothing. "
+                                   "stop kills it and every container in it; --purge also deletes its images. "
+                                   "status exits 1 when it does not answer. Root may name a --user.")
+    e.add_argument("action", choices=["start", "stop", "status"])
+    e.add_argument("--user", help="whose engine (root only; default: you)")
+    e.add_argument("--purge", action="store_true", help="stop: also delete the engine's images and data")
+    e.add_argument("--timeout", type=float, default=30, help="start: seconds to wait for it to answer (default: %(default)s)")
+    e.set_defaults(func=_engine)
     w = sub.add_parser("workspace", help="make or update your workspace: the learner edition of the notebooks",
                        description="Writes the notebooks without their reference solutions (and their assets) "
                                    "into DIR. A file you changed is kept; its new version goes beside it "
