@@ -137,6 +137,54 @@ def _engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _classroom(args: argparse.Namespace) -> int:
+    from . import classroom, roster
+    if args.action == "up":
+        state = classroom.up(args.learners, prefix=args.prefix, trainer=args.trainer, ip=args.ip, port=args.port,
+                             bundle=args.bundle)
+        print(classroom.cards(state))
+        print(f"\nJupyterHub: http://{state['ip']}:{state['port']}/ (each learner's engine starts with their server)")
+        print(f"login cards also in {classroom.STATE / 'classroom.json'} (root only)")
+        print(classroom.limits_note())
+        if args.ip != "127.0.0.1":
+            print(f"WARNING: listening on {args.ip} over plain HTTP: put TLS in front (a reverse proxy with a "
+                  "certificate) before learners type passwords over a network.")
+    elif args.action == "status":
+        state = classroom.status()
+        if args.json:
+            print(json.dumps(state, indent=2))
+        elif not state.get("learners"):
+            print("no classroom on this machine")
+        else:
+            from .core.render import table
+            print(table(["learner", "server", "engine"], [(u["learner"], "running" if u["server"] else "stopped",
+                                                           "answers" if u["engine"] else "down") for u in state["learners"]],
+                        title=f"classroom at {state['url']} (hub {'running' if state['running'] else 'STOPPED'})").text())
+            print(state["limits"])
+        return 0 if state.get("running") else 1
+    elif args.action == "progress":
+        learners = classroom.load_state().get("learners", [])
+        data = roster.rows(classroom.STATE / "roster.json", learners)
+        if args.csv:
+            import csv
+            out = csv.DictWriter(sys.stdout, fieldnames=list(data[0]) if data else ["learner"])
+            out.writeheader()
+            out.writerows(data)
+        elif args.json:
+            print(json.dumps({"summary": roster.summary(classroom.STATE / "roster.json", learners), "rows": data}, indent=2))
+        else:
+            from .core.render import table
+            summary = roster.summary(classroom.STATE / "roster.json", learners)
+            labs = list(roster.catalog())
+            print(table(["learner", *labs], [(u, *[s[lab] for lab in labs]) for u, s in summary.items()],
+                        title="Roster").text())
+    else:
+        left = classroom.down()
+        print("classroom removed; left behind: " + (", ".join(left) if left else "nothing"))
+        return 1 if left else 0
+    return 0
+
+
 def _workspace(args: argparse.Namespace) -> int:
     from . import workspace
     print(workspace.update(Path(args.path) if args.path else workspace.default_workspace(), REPO / "notebooks").text())
@@ -234,6 +282,22 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--purge", action="store_true", help="stop: also delete the engine's images and data")
     e.add_argument("--timeout", type=float, default=30, help="start: seconds to wait for it to answer (default: %(default)s)")
     e.set_defaults(func=_engine)
+    cr = sub.add_parser("classroom", help="a class on one Linux server: JupyterHub, an account and a rootless engine per learner",
+                        description="up (root): makes one account per learner (LEARNER01..) and a trainer, prints login "
+                                    "cards, starts JupyterHub on 127.0.0.1 (each learner's own rootless engine starts "
+                                    "with their server; the lab images come from --bundle). status: hub, servers, "
+                                    "engines. progress: the trainer's roster (--json, --csv). down: stops everything "
+                                    "and removes what up made (accounts only if up made them).")
+    cr.add_argument("action", choices=["up", "status", "progress", "down"])
+    cr.add_argument("--learners", type=int, default=2, help="up: how many learners (default: %(default)s)")
+    cr.add_argument("--prefix", default="learner", help="up: learner account names are PREFIX01, PREFIX02, ... (default: %(default)s)")
+    cr.add_argument("--trainer", default="trainer", help="up: the trainer's account, who sees the roster (default: %(default)s)")
+    cr.add_argument("--ip", default="127.0.0.1", help="up: the hub's address (default: %(default)s; another one needs TLS in front)")
+    cr.add_argument("--port", type=int, default=8000, help="up: the hub's port (default: %(default)s)")
+    cr.add_argument("--bundle", help="up: the class bundle from `labkit bundle export` (default: /var/lib/labkit-classroom/bundle)")
+    cr.add_argument("--json", action="store_true", help="status, progress: JSON")
+    cr.add_argument("--csv", action="store_true", help="progress: CSV, one row per learner and exercise")
+    cr.set_defaults(func=_classroom)
     w = sub.add_parser("workspace", help="make or update your workspace: the learner edition of the notebooks",
                        description="Writes the notebooks without their reference solutions (and their assets) "
                                    "into DIR. A file you changed is kept; its new version goes beside it "

@@ -21,6 +21,7 @@ from .core.render import Commands, Renderable, Stack, table, volatile
 from .core.reaper import CleanupReport
 from .core.session import SESSION_LABEL, Session
 from .endpoint import SessionEndpoint
+from .exercises import push_progress
 
 LISTENERS: list[Callable[["Lab"], None]] = []  # told of every new Lab (labkit verify lists the images used)
 
@@ -41,6 +42,7 @@ class Lab(Renderable):
                  needs: Sequence[str] = (), prepare: bool = True, watchdog: bool = True,
                  endpoint: bool = True) -> None:
         self.topic = topic
+        push_progress()  # in a classroom: the roster gets this learner's record again after a restart
         self.session = Session(topic, _client_or_read_only(), engine.find_daemon()[0])
         self.needed_images = [_image_name(i) for i in images]  # the catalog images this lab uses (lab.image(tag) names one it built)
         self._commands_from = len(render.COMMANDS)
