@@ -151,6 +151,20 @@ def _learner_venv() -> Path:
     return venv
 
 
+def _check_learner_can_run(venv: Path, name: str) -> None:
+    """A learner's server runs the class venv and reads the reference notebooks as that learner."""
+    probe = subprocess.run(["runuser", "-u", name, "--", str(venv / "bin/python"), "-c",
+                            f"import labkit; open({str(REPO / 'notebooks' / '00-welcome.ipynb')!r}).close()"],
+                           capture_output=True, text=True, cwd="/")
+    if probe.returncode:
+        blocked = next((str(p) for p in [*reversed(venv.parents), *reversed(REPO.parents)]
+                        if not os.stat(p).st_mode & 0o001), "?")
+        raise LabkitError(f"Learner {name} cannot run {venv}/bin/python or read the notebooks: "
+                          f"{probe.stderr.strip()[-300:]}",
+                          f"Every directory on the way must let others through ({blocked} does not): "
+                          "use a --dir/LABKIT_CLASSROOM_DIR and a checkout outside /root, or `chmod o+x` them.")
+
+
 def _proxy() -> str:
     home = Path(sys.prefix) / "node"  # beside the Python packages: installed once, like them (down keeps it)
     found = shutil.which("configurable-http-proxy") or home / "node_modules/.bin/configurable-http-proxy"
@@ -239,6 +253,7 @@ def up(learners: int, prefix: str = "learner", trainer: str = "trainer", ip: str
             _save(state)
     state["proxy"] = _proxy()
     venv = _learner_venv()
+    _check_learner_can_run(venv, names[0])
     (STATE / "jupyterhub_config.py").write_text(_config(state, venv))
     log = open(STATE / "hub.log", "ab")
     hub = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(STATE / "jupyterhub_config.py")],

@@ -38,6 +38,14 @@ class LabkitError(Exception, Renderable):
 class DaemonUnavailable(LabkitError):
     default_hint = "Start the Docker engine (`make setup` or `sudo scripts/setup-host.sh`), then retry."
 
+    def __init__(self, message: str, hint: str | None = None, details: str = "") -> None:
+        import os
+        if os.environ.get("LABKIT_CLASSROOM") and not hint:  # a classroom server: the engine is the learner's own
+            hint = ("Your own engine stopped. Start it again: `labkit engine start` in a terminal, or File > Hub "
+                    "Control Panel > Stop My Server, then Start My Server (your files and images stay). Then re-run "
+                    "this notebook from the top. Your trainer's roster shows your engine as down until then.")
+        super().__init__(message, hint, details)
+
 
 class EngineStopped(DaemonUnavailable):
     """The engine answered earlier in this session and does not any more (stopped, crashed, restarting)."""
