@@ -197,7 +197,7 @@ def test_images_bundle_and_roster_reach_the_pod(pod):
     assert claims["home"]["claimName"] == "claim-learner-1"
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["LABKIT_ROSTER_URL"] == values["custom"]["labkit"]["rosterUrl"]
-    assert env["LABKIT_ROSTER_URL"].endswith("/services/roster/")
+    assert env["LABKIT_ROSTER_URL"].endswith("/services/roster/api/progress")
     assert any(ctr.get("image") == classroom for ctr in values["hub"]["extraContainers"])  # the roster's image
 
 
@@ -226,7 +226,8 @@ def test_values_register_the_roster_for_trainers():
     assert any({"port": 10101} in rule["ports"] for rule in values["proxy"]["chp"]["networkPolicy"]["egress"])
     assert any({"port": 10101} in rule["ports"] for rule in values["singleuser"]["networkPolicy"]["egress"])
     roster = next(ctr for ctr in hub["extraContainers"] if ctr["name"] == "roster")
-    assert "10101" in roster["command"]
+    env = {e["name"]: e.get("value") for e in roster["env"]}
+    assert roster["command"][-1] == "labkit.roster" and env["JUPYTERHUB_SERVICE_URL"].endswith(":10101")
     assert roster["securityContext"]["allowPrivilegeEscalation"] is False
 
 
