@@ -12,6 +12,7 @@ import tempfile
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -152,3 +153,45 @@ def test_bad_input_is_refused_with_a_hint(room):
             classroom.up(100000, prefix="n" + secrets.token_hex(3), bundle=room["bundle"])
     finally:
         classroom.STATE = st
+
+
+def _login(state, user, password) -> int:
+    """The login form, as a browser sends it (PAM checks the password); the status after it."""
+    import http.cookiejar
+    import re
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    base = f"http://127.0.0.1:{state['port']}/hub/"
+    page = opener.open(base + "login", timeout=30).read().decode()
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": user, "password": password, "_xsrf": xsrf}).encode()
+    try:
+        with opener.open(base + "login?next=%2Fhub%2Fhome", data=form, timeout=60) as r:
+            return r.status if "/hub/home" in r.url or "/user/" in r.url else 0
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_learners_log_in_with_their_card(room):
+    a, b = room["learners"]
+    assert _login(room, a, room["passwords"][a]) == 200
+    assert _login(room, a, room["passwords"][b]) == 403  # B's password does not open A's account
+
+
+def test_a_dead_engine_is_said_in_the_notebook_and_on_the_roster(room):
+    from labkit import userengine
+    b = room["learners"][1]
+    token = classroom.hub_api(room, f"users/{b}/tokens", "POST", {"note": "test", "expires_in": 900})["token"]
+    userengine.stop(b)
+    assert roster.engine_states([b]) == {b: False}
+
+    async def notebook():
+        k = await hubkernel.LearnerKernel(f"http://127.0.0.1:{room['port']}/user/{b}/", token).open()
+        try:
+            return await k.run("import labkit\nlabkit.Lab('welcome')")
+        finally:
+            await k.close()
+    reply = asyncio.run(notebook())
+    assert reply.status == "error" and "Your own engine stopped" in reply.output + reply.error, reply
+    userengine.start(b)
+    assert roster.engine_states([b]) == {b: True}
