@@ -9,7 +9,6 @@ import json
 import os
 import pwd
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,8 +20,6 @@ from pathlib import Path
 from .core.errors import LabkitError
 
 STATE = Path(os.environ.get("LABKIT_CLASSROOM_DIR", "/var/lib/labkit-classroom"))
-REPO = Path(__file__).resolve().parent.parent
-CHP_VERSION = "5.3.0"
 PER_LEARNER_MB = 500  # server + kernel + engine + lab containers, measured by bench/classroom.py
 HUB_MB = 256  # hub + proxy + roster
 
@@ -129,99 +126,7 @@ def _account(name: str, accounts: list[dict]) -> str:
     return password
 
 
-def _learner_venv() -> Path:
-    """A venv every learner may run (root's may sit under /root): the distribution's Python and the lock."""
-    venv = STATE / "venv"
-    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
-    uv = shutil.which("uv") or next(iter(sorted(Path(sys.prefix).glob("uv-*/bin/uv"))), None)
-    lock = str(REPO / "requirements.lock")
-    if uv:
-        subprocess.run([str(uv), "pip", "sync", "--python", str(venv / "bin/python"), "--require-hashes", lock], check=True,
-                       capture_output=True)
-        subprocess.run([str(uv), "pip", "install", "--python", str(venv / "bin/python"), "--no-deps", "-e", str(REPO)],
-                       check=True, capture_output=True)
-    else:
-        pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q"]
-        subprocess.run([*pip, "--require-hashes", "-r", lock], check=True)
-        subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
-    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)  # learners run it; nothing in it is secret
-    STATE.chmod(0o755)
-    return venv
 
-
-def _check_learner_can_run(venv: Path, name: str) -> None:
-    """A learner's server runs the class venv and reads the reference notebooks as that learner."""
-    probe = subprocess.run(["runuser", "-u", name, "--", str(venv / "bin/python"), "-c",
-                            f"import labkit; open({str(REPO / 'notebooks' / '00-welcome.ipynb')!r}).close()"],
-                           capture_output=True, text=True, cwd="/")
-    if probe.returncode:
-        blocked = next((str(p) for p in [*reversed(venv.parents), *reversed(REPO.parents)]
-                        if not os.stat(p).st_mode & 0o001), "?")
-        raise LabkitError(f"Learner {name} cannot run {venv}/bin/python or read the notebooks: "
-                          f"{probe.stderr.strip()[-300:]}",
-                          f"Every directory on the way must let others through ({blocked} does not): "
-                          "use a --dir/LABKIT_CLASSROOM_DIR and a checkout outside /root, or `chmod o+x` them.")
-
-
-def _proxy() -> str:
-    home = Path(sys.prefix) / "node"  # beside the Python packages: installed once, like them (down keeps it)
-    found = shutil.which("configurable-http-proxy") or home / "node_modules/.bin/configurable-http-proxy"
-    if Path(found).exists():
-        return str(found)
-    npm = shutil.which("npm")
-    if not npm:
-        raise LabkitError("JupyterHub's proxy (configurable-http-proxy) is missing, and npm is not here to install it.",
-                          "`apt-get install nodejs npm`, then run `labkit classroom up` again.")
-    # the registry comes from npm's own configuration
-    subprocess.run([npm, "install", "--silent", "--prefix", str(home),
-                    f"configurable-http-proxy@{CHP_VERSION}"], check=True, capture_output=True)
-    return str(found)
-
-
-def _config(state: dict, venv: Path) -> str:
-    learners, trainer = state["learners"], state["trainer"]
-    roster_port = state["roster_port"]
-    service_env = {"LABKIT_ROSTER_STORE": str(STATE / "roster.json"), "LABKIT_LEARNERS": ",".join(learners),
-                   "LABKIT_TRAINERS": trainer, "PATH": os.environ.get("PATH", "")}
-    return f"""# written by `labkit classroom up`; `labkit classroom down` removes it
-c = get_config()  # noqa
-c.JupyterHub.ip = {state['ip']!r}
-c.JupyterHub.port = {state['port']}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {state['hub_port']}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{state['proxy_api_port']}"
-c.ConfigurableHTTPProxy.command = [{state['proxy']!r}]
-c.ConfigurableHTTPProxy.pid_file = {str(STATE / 'proxy.pid')!r}
-c.JupyterHub.db_url = "sqlite:///{STATE / 'jupyterhub.sqlite'}"
-c.JupyterHub.cookie_secret_file = {str(STATE / 'cookie_secret')!r}
-c.JupyterHub.pid_file = {str(STATE / 'hub.pid')!r}
-c.JupyterHub.cleanup_servers = True
-c.JupyterHub.authenticator_class = "pam"
-c.PAMAuthenticator.open_sessions = False
-c.Authenticator.allowed_users = {set(learners) | {trainer}!r}
-c.JupyterHub.spawner_class = "labkit.hub.LearnerSpawner"
-c.Spawner.cmd = [{str(venv / 'bin/jupyterhub-singleuser')!r}]
-c.Spawner.default_url = "/lab"
-c.Spawner.start_timeout = 120
-c.Spawner.http_timeout = 60
-c.LearnerSpawner.bundle = {state['bundle']!r}
-c.LearnerSpawner.learner_bin = {str(venv / 'bin')!r}
-c.LearnerSpawner.reference = {str(REPO / 'notebooks')!r}
-c.LearnerSpawner.roster_url = "http://127.0.0.1:{roster_port}/services/roster/api/progress"
-c.JupyterHub.load_groups = {{"trainers": {{"users": [{trainer!r}]}}}}
-c.JupyterHub.services = [
-    {{"name": "roster", "url": "http://127.0.0.1:{roster_port}", "command": [{sys.executable!r}, "-m", "labkit.roster"],
-     "environment": {service_env!r}, "oauth_no_confirm": True}},
-    {{"name": "classroom-admin", "api_token": {state['admin_token']!r}}},
-]
-c.JupyterHub.load_roles = [
-    {{"name": "trainers", "groups": ["trainers"], "scopes": ["access:services!service=roster", "self"]}},
-    {{"name": "classroom-admin", "services": ["classroom-admin"],
-     "scopes": ["admin:users", "admin:servers", "read:users", "read:servers", "tokens", "access:servers", "read:roles"]}},
-]
-"""
 
 
 def hub_api(state: dict, path: str, method: str = "GET", body: dict | None = None):
@@ -241,23 +146,33 @@ def up(learners: int, prefix: str = "learner", trainer: str = "trainer", ip: str
     bundle = Path(bundle or STATE / "bundle").resolve()
     names = learner_names(learners, prefix)
     _preflight(names, trainer, ip, port, bundle)
-    os.umask(0o077)  # the hub's database, logs and the roster are root's alone (the venv is opened below)
+    old_umask = os.umask(0o077)  # the hub's database, logs and the roster are root's alone (the venv is opened below)
+    try:
+        return _up(names, trainer, ip, port, bundle, timeout)
+    finally:
+        os.umask(old_umask)
+
+
+def _up(names: list[str], trainer: str, ip: str, port: int, bundle: Path, timeout: float) -> dict:
     STATE.mkdir(parents=True, exist_ok=True)
     state = {"learners": names, "trainer": trainer, "ip": ip, "port": port, "bundle": str(bundle),
              "hub_port": _free_port(), "proxy_api_port": _free_port(), "roster_port": _free_port(),
-             "admin_token": secrets.token_hex(32), "accounts": load_state().get("accounts", []), "passwords": {}}
+             "admin_token": secrets.token_hex(32), "accounts": load_state().get("accounts", []),
+             "passwords": load_state().get("passwords", {})}  # a second up after a failed one keeps the cards
     _save(state)
     for name in [*names, trainer]:
         if not any(a["name"] == name for a in state["accounts"]):
             state["passwords"][name] = _account(name, state["accounts"])
             _save(state)
-    state["proxy"] = _proxy()
-    venv = _learner_venv()
-    _check_learner_can_run(venv, names[0])
-    (STATE / "jupyterhub_config.py").write_text(_config(state, venv))
+    from . import hub
+    state["proxy"] = hub.proxy_command(STATE)
+    venv = hub.learner_venv(STATE)
+    hub.check_learner_can_run(venv, names[0])
+    (STATE / "jupyterhub_config.py").write_text(hub.config(state, venv, STATE))
     log = open(STATE / "hub.log", "ab")
     hub = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(STATE / "jupyterhub_config.py")],
                            cwd=STATE, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    log.close()  # the hub keeps its own copy
     state["hub_pid"] = hub.pid
     _save(state)
     deadline = time.monotonic() + timeout

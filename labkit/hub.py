@@ -1,18 +1,22 @@
-"""The classroom's JupyterHub spawner: before a learner's server starts, that learner's own rootless
-engine starts (labkit.userengine), the lab images go into it from the class bundle, and the learner's
+"""The classroom's JupyterHub: its spawner, and what `labkit classroom up` provisions for it (the
+learners' venv, the proxy, the config). The spawner: before a learner's server starts, that
+learner's own rootless engine starts (labkit.userengine), the lab images go into it from the class bundle, and the learner's
 workspace (the learner edition) is made or updated; the server and its kernels get DOCKER_HOST and
 the roster's address. After the server stops, the engine stops (its images stay for next time)."""
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Unicode
 
 from . import userengine, workspace
+from .core.errors import LabkitError
 
 
 class LearnerSpawner(LocalProcessSpawner):
@@ -61,3 +65,102 @@ class LearnerSpawner(LocalProcessSpawner):
         subprocess.run(["runuser", "-u", self.user.name, "--", "env", f"HOME={home}",
                         f"{self.learner_bin}/python", "-c", seed], check=True, capture_output=True, cwd=home)
         return root
+
+
+# --- what `labkit classroom up` provisions for the hub ------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+CHP_VERSION = "5.3.0"
+
+
+def learner_venv(state_dir: Path) -> Path:
+    """A venv every learner may run (root's may sit under /root): the distribution's Python and the lock."""
+    venv = state_dir / "venv"
+    python = shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python, "-m", "venv", str(venv)], check=True, capture_output=True)
+    uv = shutil.which("uv") or next(iter(sorted(Path(sys.prefix).glob("uv-*/bin/uv"))), None)
+    lock = str(REPO / "requirements.lock")
+    if uv:
+        subprocess.run([str(uv), "pip", "sync", "--python", str(venv / "bin/python"), "--require-hashes", lock], check=True,
+                       capture_output=True)
+        subprocess.run([str(uv), "pip", "install", "--python", str(venv / "bin/python"), "--no-deps", "-e", str(REPO)],
+                       check=True, capture_output=True)
+    else:
+        pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "--require-hashes", "-r", lock], check=True)
+        subprocess.run([*pip, "--no-deps", "-e", str(REPO)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(venv)], check=True)  # learners run it; nothing in it is secret
+    state_dir.chmod(0o755)
+    return venv
+
+
+def check_learner_can_run(venv: Path, name: str) -> None:
+    """A learner's server runs the class venv and reads the reference notebooks as that learner."""
+    probe = subprocess.run(["runuser", "-u", name, "--", str(venv / "bin/python"), "-c",
+                            f"import labkit; open({str(REPO / 'notebooks' / '00-welcome.ipynb')!r}).close()"],
+                           capture_output=True, text=True, cwd="/")
+    if probe.returncode:
+        blocked = next((str(p) for p in [*reversed(venv.parents), *reversed(REPO.parents)]
+                        if not os.stat(p).st_mode & 0o001), "?")
+        raise LabkitError(f"Learner {name} cannot run {venv}/bin/python or read the notebooks: "
+                          f"{probe.stderr.strip()[-300:]}",
+                          f"Every directory on the way must let others through ({blocked} does not): "
+                          "use a --dir/LABKIT_CLASSROOM_DIR and a checkout outside /root, or `chmod o+x` them.")
+
+def proxy_command(state_dir: Path) -> str:
+    home = Path(sys.prefix) / "node"  # beside the Python packages: installed once, like them (down keeps it)
+    found = shutil.which("configurable-http-proxy") or home / "node_modules/.bin/configurable-http-proxy"
+    if Path(found).exists():
+        return str(found)
+    npm = shutil.which("npm")
+    if not npm:
+        raise LabkitError("JupyterHub's proxy (configurable-http-proxy) is missing, and npm is not here to install it.",
+                          "`apt-get install nodejs npm`, then run `labkit classroom up` again.")
+    # the registry comes from npm's own configuration
+    subprocess.run([npm, "install", "--silent", "--prefix", str(home),
+                    f"configurable-http-proxy@{CHP_VERSION}"], check=True, capture_output=True)
+    return str(found)
+
+def config(state: dict, venv: Path, state_dir: Path) -> str:
+    learners, trainer = state["learners"], state["trainer"]
+    roster_port = state["roster_port"]
+    service_env = {"LABKIT_ROSTER_STORE": str(state_dir / "roster.json"), "LABKIT_LEARNERS": ",".join(learners),
+                   "LABKIT_TRAINERS": trainer, "PATH": os.environ.get("PATH", "")}
+    return f"""# written by `labkit classroom up`; `labkit classroom down` removes it
+c = get_config()  # noqa
+c.JupyterHub.ip = {state['ip']!r}
+c.JupyterHub.port = {state['port']}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {state['hub_port']}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{state['proxy_api_port']}"
+c.ConfigurableHTTPProxy.command = [{state['proxy']!r}]
+c.ConfigurableHTTPProxy.pid_file = {str(state_dir / 'proxy.pid')!r}
+c.JupyterHub.db_url = "sqlite:///{state_dir / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = {str(state_dir / 'cookie_secret')!r}
+c.JupyterHub.pid_file = {str(state_dir / 'hub.pid')!r}
+c.JupyterHub.cleanup_servers = True
+c.JupyterHub.authenticator_class = "pam"
+c.PAMAuthenticator.open_sessions = False
+c.Authenticator.allowed_users = {set(learners) | {trainer}!r}
+c.JupyterHub.spawner_class = "labkit.hub.LearnerSpawner"
+c.Spawner.cmd = [{str(venv / 'bin/jupyterhub-singleuser')!r}]
+c.Spawner.default_url = "/lab"
+c.Spawner.start_timeout = 120
+c.Spawner.http_timeout = 60
+c.LearnerSpawner.bundle = {state['bundle']!r}
+c.LearnerSpawner.learner_bin = {str(venv / 'bin')!r}
+c.LearnerSpawner.reference = {str(REPO / 'notebooks')!r}
+c.LearnerSpawner.roster_url = "http://127.0.0.1:{roster_port}/services/roster/api/progress"
+c.JupyterHub.load_groups = {{"trainers": {{"users": [{trainer!r}]}}}}
+c.JupyterHub.services = [
+    {{"name": "roster", "url": "http://127.0.0.1:{roster_port}", "command": [{sys.executable!r}, "-m", "labkit.roster"],
+     "environment": {service_env!r}, "oauth_no_confirm": True}},
+    {{"name": "classroom-admin", "api_token": {state['admin_token']!r}}},
+]
+c.JupyterHub.load_roles = [
+    {{"name": "trainers", "groups": ["trainers"], "scopes": ["access:services!service=roster", "self"]}},
+    {{"name": "classroom-admin", "services": ["classroom-admin"],
+     "scopes": ["admin:users", "admin:servers", "read:users", "read:servers", "tokens", "access:servers", "read:roles"]}},
+]
+"""
