@@ -124,13 +124,10 @@ def test_the_trainer_card_has_the_roster_and_learners_cards_do_not():
 # --- the hub configuration ------------------------------------------------------------------------
 
 def _config_text(state: dict, venv: Path, state_dir: Path) -> tuple[str, Path]:
-    """The config text and the reference notebooks it names (labkit.hub renders it; before that move,
-    labkit.classroom did)."""
+    """The config text `up` writes, and the reference notebooks it names."""
     pytest.importorskip("jupyterhub")
     from labkit import hub
-    if hasattr(hub, "config"):
-        return hub.config(state, venv, state_dir), hub.REPO / "notebooks"
-    return classroom._config(state, venv), classroom.REPO / "notebooks"
+    return hub.config(state, venv, state_dir), hub.REPO / "notebooks"
 
 
 def _rendered(monkeypatch, tmp_path, **over) -> tuple[dict, object]:
