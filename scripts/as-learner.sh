@@ -10,6 +10,13 @@
 # `sudo scripts/setup-host.sh`; this script does not do it. The engine is the one DOCKER_HOST names
 # when set (e.g. a private engine whose socket belongs to group docker), else /var/run/docker.sock.
 #
+# --rootless (first argument, or LABKIT_LEARNER_ROOTLESS=1): the learner's OWN rootless engine instead, as
+# in a classroom (issue 18): root exports a bundle of the lab images from the engine DOCKER_HOST names
+# (`labkit bundle export`) into a directory the learner can read; as the learner (without the socket's
+# group: the root engine is out of reach), `labkit engine start`, `labkit bundle import` into it, then
+# doctor and verify with DOCKER_HOST on that engine; the engine is stopped with --purge whatever
+# happened. Report in build/as-learner-rootless/ (`scripts/as-learner.sh --rootless 03 08`).
+#
 # Environment: LABKIT_LEARNER (user, default labkit-learner), LABKIT_LEARNER_PYTHON (default
 # /usr/bin/python3). Exit status: 0 when doctor is ready and no notebook failed (skipped is not a
 # failure), 1 otherwise, 2 on a usage or set-up error. Idempotent: a second run reuses the user and
@@ -17,6 +24,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
+ROOTLESS=${LABKIT_LEARNER_ROOTLESS:-0}
+if [ "${1:-}" = --rootless ]; then ROOTLESS=1; shift; fi
 LEARNER=${LABKIT_LEARNER:-labkit-learner}
 PYTHON=${LABKIT_LEARNER_PYTHON:-/usr/bin/python3}
 SUBID_COUNT=65536
@@ -31,7 +40,8 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null || die "$PYTHON cannot make a venv: sudo apt-get install python3-venv"
 
 # One run at a time: two runs would copy into the same directory.
-exec 9>"/run/lock/labkit-as-learner.lock" 2>/dev/null || exec 9>"/tmp/labkit-as-learner.lock"
+# (the 2>/dev/null inside braces: on `exec` itself it would silence this script's stderr for good)
+{ exec 9>"/run/lock/labkit-as-learner.lock"; } 2>/dev/null || exec 9>"/tmp/labkit-as-learner.lock"
 flock 9
 
 # --- the engine's socket and its group --------------------------------------------------------
@@ -114,13 +124,16 @@ VENV=$DEST/.venv
 KEEP=()
 for name in $(compgen -e); do
     case $name in
-        DOCKER_HOST|LABKIT_OFFLINE|CI|TZ|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|PIP_*|UV_*|\
+        DOCKER_HOST|LABKIT_OFFLINE|CI|TZ|TQDM_DISABLE|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|PIP_*|UV_*|\
         http_proxy|https_proxy|no_proxy|HTTP_PROXY|HTTPS_PROXY|NO_PROXY|ALL_PROXY|all_proxy)
             KEEP+=("$name=${!name}") ;;
     esac
 done
+# Rootless: the learner keeps only their own group, so nothing can fall back on the root engine's socket.
+GROUPS_OPT=()
+[ "$ROOTLESS" = 1 ] && GROUPS_OPT=(-g "$LEARNER")
 as_learner() {
-    runuser -u "$LEARNER" -- env -i HOME="$HOME_DIR" USER="$LEARNER" LOGNAME="$LEARNER" SHELL=/bin/bash \
+    runuser -u "$LEARNER" "${GROUPS_OPT[@]}" -- env -i HOME="$HOME_DIR" USER="$LEARNER" LOGNAME="$LEARNER" SHELL=/bin/bash \
         LANG=C.UTF-8 PATH="$VENV/bin:$HOME_DIR/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         "${KEEP[@]}" "$@"
 }
@@ -131,8 +144,10 @@ if [ "$(cat "$VENV/.labkit-learner-python" 2>/dev/null)" != "$python_id" ]; then
 fi
 if [ -f "$DEST/requirements.lock" ] && grep -q '^PYTHON ?=' "$DEST/Makefile"; then
     # what a learner types: the host check, then the locked environment (--require-hashes)
-    say "as $LEARNER: make setup PYTHON=$PYTHON (installs requirements.lock with its hashes)"
-    as_learner make -C "$DEST" --no-print-directory setup PYTHON="$PYTHON"
+    # (rootless: the engine starts only after the venv, so the install skips setup's host check)
+    target=setup; [ "$ROOTLESS" = 1 ] && target=.venv/.installed
+    say "as $LEARNER: make $target PYTHON=$PYTHON (installs requirements.lock with its hashes)"
+    as_learner make -C "$DEST" --no-print-directory "$target" PYTHON="$PYTHON"
 else
     stamp=$(sha256sum "$DEST/pyproject.toml" | cut -c1-16)
     if [ "$(cat "$VENV/.labkit-learner-installed" 2>/dev/null)" != "$stamp" ]; then
@@ -145,8 +160,31 @@ fi
 echo "$python_id" | runuser -u "$LEARNER" -- tee "$VENV/.labkit-learner-python" >/dev/null
 say "venv ready with $("$VENV/bin/python" -V) in $(since "$t0") s"
 
+# --- rootless: the learner's own engine, loaded from a bundle ---------------------------------
+REPORT=$REPO/build/as-learner
+if [ "$ROOTLESS" = 1 ]; then
+    REPORT=$REPO/build/as-learner-rootless
+    BUNDLE=$(mktemp -d /tmp/labkit-learner-bundle.XXXXXX)
+    stop_engine() {
+        "$REPO/.venv/bin/labkit" engine stop --user "$LEARNER" --purge || true
+        rm -rf "$BUNDLE"
+    }
+    trap stop_engine EXIT
+    t0=$(now)
+    "$REPO/.venv/bin/labkit" bundle export "$BUNDLE" >/dev/null
+    chmod -R a+rX "$BUNDLE"
+    say "bundle of the lab images exported from ${DOCKER_HOST:-unix:///var/run/docker.sock} in $(since "$t0") s ($(du -sh "$BUNDLE" | cut -f1))"
+    t0=$(now)
+    eval "$(as_learner labkit engine start)"  # sets DOCKER_HOST to the learner's socket
+    KEEP+=("DOCKER_HOST=$DOCKER_HOST")
+    say "$LEARNER's rootless engine answers at $DOCKER_HOST after $(since "$t0") s"
+    t0=$(now)
+    as_learner labkit bundle import "$BUNDLE" --docker-host "$DOCKER_HOST" | tail -n 3
+    say "bundle imported into $LEARNER's engine in $(since "$t0") s"
+fi
+
 # --- as the learner: doctor, then verify ------------------------------------------------------
-say "running as $(id "$LEARNER") against ${DOCKER_HOST:-unix:///var/run/docker.sock}"
+say "running as $(as_learner id) against ${DOCKER_HOST:-unix:///var/run/docker.sock}"
 if ! as_learner sh -c "cd '$DEST' && labkit doctor"; then
     say "labkit doctor says this user's set-up is not ready (see the fixes above): not running the notebooks" >&2
     exit 1
@@ -155,7 +193,7 @@ t1=$(now)
 rc=0
 as_learner sh -c "cd '$DEST' && labkit verify --out '$DEST/build/verify' \"\$@\"" verify "$@" || rc=$?
 say "verify took $(since "$t1") s"
-mkdir -p "$REPO/build/as-learner"
-cp -r "$DEST/build/verify/." "$REPO/build/as-learner/" 2>/dev/null || true
-say "verify report: $DEST/build/verify/report.html (copied to $REPO/build/as-learner/report.html)"
+mkdir -p "$REPORT"
+cp -r "$DEST/build/verify/." "$REPORT/" 2>/dev/null || true
+say "verify report: $DEST/build/verify/report.html (copied to $REPORT/report.html)"
 exit $rc
