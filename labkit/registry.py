@@ -18,11 +18,13 @@ import docker
 
 from .core.render import Renderable, command_line, human_bytes, seconds, table, volatile
 from . import containers
+from .core import engine
 from .core.errors import LabkitError, ReadinessTimeout, translated
-from .core.session import Session
+from .core.session import SESSION_LABEL, Session
 
 
 REGISTRY_IMAGE = "registry:2"
+IN_ENGINE_IMAGE = "labkit/debian:bookworm"  # glibc, as the Debian binary needs (a lab image: in every bundle)
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json",
     "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"])
@@ -190,7 +192,15 @@ class Registry(RegistryClient, Renderable):
         self.running = False
         self.pushed: list[str] = []  # repositories this object pushed (shown without asking the registry)
         binary = shutil.which("docker-registry")
-        if binary:
+        if binary and engine.is_rootless(session.client):
+            # A rootless engine lives in RootlessKit's network namespace: its 127.0.0.1 is not the
+            # host's, so a registry on the host's loopback is out of its reach. The same program runs
+            # as a container of that engine instead, published on 127.0.0.1:PORT: the engine reaches
+            # it through its own proxy, the host (this kernel) through RootlessKit's port forwarding,
+            # under one name, so image names stay those of a root engine.
+            self.kind = "docker-registry (Debian package)"
+            self._container = self._in_engine(binary)
+        elif binary:
             self.kind = "docker-registry (Debian package)"
             (self.storage / "config.yml").write_text(CONFIG.format(root=self.storage / "data", port=self.port))
             with open(self.storage / "registry.log", "wb") as log:  # the server keeps its own copy of the handle
@@ -210,6 +220,26 @@ class Registry(RegistryClient, Renderable):
         self._wait(timeout)
         self.running = True
 
+    def _in_engine(self, binary: str):
+        """The registry program in a container of a rootless engine. It is this session's registry
+        process as on a root engine: its process on the host is tracked (killed at cleanup, and the
+        engine then removes the container, --rm), and it carries no session label, so the session's
+        container listings and its cleanup report stay those of a root engine."""
+        session = self.session
+        (self.storage / "config.yml").write_text(CONFIG.format(root="/var/lib/registry/data", port=5000)
+                                                 .replace("127.0.0.1:5000", ":5000"))
+        with translated("The registry container did not start", "Is labkit/debian:bookworm loaded? (`labkit prepare`)",
+                        image=IN_ENGINE_IMAGE):
+            container = session.client.containers.run(
+                IN_ENGINE_IMAGE, ["/usr/bin/docker-registry", "serve", "/var/lib/registry/config.yml"],
+                detach=True, auto_remove=True, name=session.name("registry"), ports={"5000/tcp": ("127.0.0.1", self.port)},
+                labels={"labkit.registry-of": session.id, **{k: v for k, v in session.labels.items() if k != SESSION_LABEL}},
+                volumes={binary: {"bind": "/usr/bin/docker-registry", "mode": "ro"},
+                         str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}})
+            container.reload()
+        session.tracker.process(container.attrs["State"]["Pid"])
+        return container
+
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -219,7 +249,7 @@ class Registry(RegistryClient, Renderable):
                 break
             time.sleep(0.05)
         logs = (self.storage / "registry.log").read_text(errors="replace") if self._proc else \
-            self._container.logs() if self._container else ""
+            _text(self._container.logs()) if self._container else ""
         self.stop()
         raise ReadinessTimeout(f"The registry on {self.host} did not answer /v2/ in {timeout:.0f} s.", logs)
 
@@ -267,7 +297,10 @@ class Registry(RegistryClient, Renderable):
             self._proc.kill()
             self._proc.wait(timeout=5)
         if self._container is not None:
-            self._container.remove()
+            try:
+                getattr(self._container, "model", self._container).remove(force=True, v=True)
+            except docker.errors.NotFound:  # gone by itself (--rm)
+                pass
             self._container = None
         shutil.rmtree(self.storage, ignore_errors=True)
         self.running = False
@@ -277,6 +310,10 @@ class Registry(RegistryClient, Renderable):
         return table(["registry", "value"], [("server", self.kind), ("address", volatile(self.url, "http://127.0.0.1:…")),
                                             ("state", state), ("repositories", ", ".join(sorted(set(self.pushed))))],
                      title="Local registry (this session only)")
+
+
+def _text(logs: "str | bytes") -> str:
+    return logs.decode(errors="replace") if isinstance(logs, bytes) else logs
 
 
 def split_ref(ref: str) -> tuple[str, str]:

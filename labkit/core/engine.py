@@ -272,3 +272,22 @@ def docker_root(cli: docker.DockerClient | None = None) -> str:
         return "/"
 
 
+
+
+def is_rootless(cli: docker.DockerClient | None = None) -> bool:
+    """Does the engine run inside RootlessKit (its own user and network namespaces)? Then its
+    127.0.0.1 is not the host's, and its root is the user who started it."""
+    try:
+        return any("rootless" in opt for opt in (cli or client()).info().get("SecurityOptions") or [])
+    except Exception:
+        return False
+
+
+def enforces_limits(cli: docker.DockerClient | None = None) -> bool:
+    """Does the engine apply --memory and --cpus? Not a rootless engine on cgroup v1: it accepts
+    them and drops them (`docker update` refuses them outright)."""
+    try:
+        info = (cli or client()).info()
+    except Exception:
+        return True
+    return bool(info.get("MemoryLimit", True) and info.get("CpuCfsQuota", True))
