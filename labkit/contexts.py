@@ -61,6 +61,17 @@ class DockerConfig(Renderable):
     # contexts
     def create_context(self, name: str, host: str, description: str = "", **tls: str) -> RunResult:
         """`docker context create NAME --docker host=HOST[,ca=...,cert=...,key=...]` (connects to nothing)."""
+        if name == "rootful" and host.startswith("unix://"):  # notebook 09: the engine it runs on
+            from .core.engine import client_for, is_rootless
+            if is_rootless(client_for(host)):
+                from .core.errors import LabSkipped
+                raise LabSkipped(
+                    "This lesson sets the engine it runs on, which it calls 'rootful', beside a rootless engine it "
+                    "starts. Your engine is rootless itself (yours, as in a classroom), so the 'rootful' context "
+                    "would name a rootless engine and the comparison that follows would contradict its own names. "
+                    "Contexts work the same on your engine, but the lesson changes meaning here, so it stops "
+                    "(skipped, not failed).",
+                    "Run it on a root engine (the trainer's machine), where the committed outputs come from.")
         endpoint = ",".join([f"host={host}", *(f"{k}={v}" for k, v in tls.items())])
         return self.docker("context", "create", name, "--description", description, "--docker", endpoint)
 

@@ -49,6 +49,14 @@ def find_image(client: docker.DockerClient) -> str | None:
 
 
 def require_image(lab: "Lab") -> str:
+    from .core.engine import is_rootless
+    if is_rootless(lab.client):
+        raise LabSkipped(
+            "This engine is rootless (yours, as in a classroom): K3s runs as a privileged container that mounts "
+            "filesystems and writes cgroups, and a rootless engine's containers have no privilege on this machine "
+            "(on cgroup v1, no cgroups of their own either). The cluster part of this lab changes meaning here, so "
+            "it stops after Exercise 1 (skipped, not failed).",
+            "Run it on a root engine (the trainer's machine), where the committed outputs come from.")
     image = find_image(lab.client)
     if image is None:
         raise LabSkipped(

@@ -189,12 +189,33 @@ def cgroup(container) -> CgroupUsage:
     if not pid or not Path(f"/proc/{pid}").exists():
         raise LabkitError(f"{container.name} is not running on this machine (no process {pid} here).",
                           "Start it first; cgroups of a remote or VM-based engine are not visible from here.")
-    paths = _cgroup_paths(pid)
+    usage = _read_cgroup(container.name, _cgroup_paths(pid))
+    _require_enforced(attrs.get("HostConfig") or {}, usage)
+    return usage
+
+
+def _require_enforced(asked: dict[str, Any], usage: "CgroupUsage") -> None:
+    """Stop the lesson with a skip banner when the engine dropped the limits it was asked for: a
+    rootless engine on cgroup v1 (no cgroup of its own to divide) accepts --memory and
+    --pids-limit and applies neither, so a table of limits would show nothing being limited."""
+    dropped = [flag for flag, want, got in (("--memory", asked.get("Memory"), usage.memory_limit),
+                                            ("--pids-limit", asked.get("PidsLimit"), usage.pids_limit))
+               if want and want > 0 and got is None]
+    if dropped:
+        from .core.errors import LabSkipped
+        raise LabSkipped(f"This engine accepted {' and '.join(dropped)} for {short_name(usage.name)} but does not "
+                         f"enforce {'them' if len(dropped) > 1 else 'it'}: a rootless engine on cgroup v1 gets no cgroup of its own to divide. The rest of "
+                         "this lesson shows limits at work, so it stops here (skipped, not failed).",
+                         "Run it on a root engine, or on a host with cgroup v2 and systemd delegation, where a "
+                         "rootless engine enforces limits too (`labkit doctor` shows the cgroup version).")
+
+
+def _read_cgroup(name: str, paths: dict[str, Path]) -> "CgroupUsage":
     if "memory" in paths:  # v1: one tree per controller
         mem, pids, cpu = paths["memory"], paths.get("pids"), paths.get("cpu")
         oom = _read(mem / "memory.oom_control")
         quota, period = (_read(cpu / "cpu.cfs_quota_us"), _read(cpu / "cpu.cfs_period_us")) if cpu else (None, None)
-        return CgroupUsage(container.name, 1, _limit(_read(mem / "memory.limit_in_bytes")),
+        return CgroupUsage(name, 1, _limit(_read(mem / "memory.limit_in_bytes")),
                            _limit(_read(mem / "memory.usage_in_bytes")),
                            int(oom.split("oom_kill ")[1].split()[0]) if oom and "oom_kill " in oom else None,
                            _limit(_read(pids / "pids.max")) if pids else None,
@@ -203,7 +224,7 @@ def cgroup(container) -> CgroupUsage:
     unified = paths[""]
     events = _read(unified / "memory.events") or ""
     cpu_max = (_read(unified / "cpu.max") or "max").split()
-    return CgroupUsage(container.name, 2, _limit(_read(unified / "memory.max")), _limit(_read(unified / "memory.current")),
+    return CgroupUsage(name, 2, _limit(_read(unified / "memory.max")), _limit(_read(unified / "memory.current")),
                        int(events.split("oom_kill ")[1].split()[0]) if "oom_kill " in events else None,
                        _limit(_read(unified / "pids.max")), _limit(_read(unified / "pids.current")),
                        int(cpu_max[0]) / int(cpu_max[1]) if cpu_max[0] != "max" else None)

@@ -198,7 +198,18 @@ def root_marker(lab: "Lab") -> "HostMarker":
     read, whoever runs the notebook. As a normal user you cannot make a file you cannot read
     yourself: the rootful engine makes it root's (its containers are root on this machine,
     notebook 05), so the attack of section 3 fails for the engine's sake, not for a missing file."""
+    from .core.engine import is_rootless
     from .privileged import host_marker
+    if is_rootless(lab.client):
+        lesson = ("The attacks from here on read a file only root may read, through what a ROOT engine gives "
+                  "away (its socket, --pid=host); on your engine they reach only what you own anyway"
+                  if lab.topic == "privileged" else
+                  "From here on, this lesson sets a rootless engine against a ROOT one (the same attacks succeed "
+                  "on one and fail on the other); with no root engine in reach there is nothing to set it against")
+        raise LabSkipped(
+            "This notebook drives a rootless engine (yours, as in a classroom): its containers are you on this "
+            f"machine, never root. {lesson}, so the lesson changes meaning and stops here (skipped, not failed).",
+            "Read the committed outputs (they come from a root engine), or run it on a root engine.")
     marker = host_marker(lab)
     if os.stat(marker.path).st_uid != 0:
         lab.run("labkit/busybox", ["chown", "0:0", f"/marker/{marker.path.name}"],

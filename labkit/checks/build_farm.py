@@ -72,6 +72,15 @@ CPU_BUDGET, MEMORY_BUDGET_MB = 0.25, 64  # the farm's policy for a side job on a
 
 def start_agents(lab) -> list:
     """Three build agents of this session; one of them also runs a side job that takes every CPU."""
+    from ..core.engine import enforces_limits
+    if not enforces_limits(lab.client):
+        from ..core.errors import LabSkipped
+        raise LabSkipped(
+            "This engine applies no CPU or memory limits (a rootless engine on cgroup v1 gets no cgroup of its "
+            "own to divide; `docker update --cpus` is refused), and the rest of this lab holds a noisy build to "
+            "a CPU limit. It changes meaning here, so it stops after Exercise 1 (skipped, not failed).",
+            "Run it on a root engine, or on a host with cgroup v2 and systemd delegation, where a rootless "
+            "engine enforces limits too (`labkit doctor` shows the cgroup version).")
     return [lab.start("labkit/busybox:latest", SIDE_JOB if name == NOISY else ["sleep", "3600"], name=name,
                       labels={"farm.executors": "2"}) for name in AGENTS]
 
