@@ -3,7 +3,8 @@
 A learner's shell cell (`!docker run ...`) talks to it through DOCKER_HOST. It passes every
 request through unchanged except the ones that create something, to which it adds the session's
 labels (containers, networks, volumes, builds, commits, imports), and tags, which it notes in the
-session's tracker. So what a learner makes by hand is found by the lab's checks and removed by
+session's tracker. On a rootless engine, a container asked to run as you (`--user "$(id -u):$(id -g)"`)
+runs as the engine's root, which is you on the host. So what a learner makes by hand is found by the lab's checks and removed by
 its cleanup and watchdog, and nothing made outside the session is ever touched. The same design
 as Docker's Labspaces, which proxies a session socket to label what its users create.
 
@@ -74,10 +75,19 @@ class SessionEndpoint:
             self.path = short / f"{session.id}.sock"
         self._server: _Server | None = None
         self._saved_env: dict[str, str | None] | None = None
+        self._is_rootless: bool | None = None
 
     @property
     def url(self) -> str:
         return f"unix://{self.path}"
+
+    def _rootless(self) -> bool:
+        if self._is_rootless is None:
+            try:
+                self._is_rootless = engine.is_rootless(engine.client_for(self.upstream))
+            except Exception:  # not an engine that answers /info: it runs containers as it is asked
+                self._is_rootless = False
+        return self._is_rootless
 
     def start(self) -> "SessionEndpoint":
         self.path.unlink(missing_ok=True)
@@ -161,6 +171,8 @@ class SessionEndpoint:
             doc = json.loads(body or b"{}")
             holder = doc.setdefault("Config", {}) if url.path.endswith("/commit") and "Labels" not in doc else doc
             holder["Labels"] = {**(holder.get("Labels") or {}), **self.session.labels}
+            if url.path.endswith("/containers/create"):
+                _as_engine_root(doc, self._rootless)
             body = json.dumps(doc).encode()
             headers = [h for h in headers if h[0].strip().lower() not in ("content-length", "transfer-encoding")]
             headers.append(["Content-Length", f" {len(body)}"])
@@ -181,6 +193,15 @@ class SessionEndpoint:
             headers.append(["Connection", " close"])
         out = "\r\n".join([f"{method} {target} {version}", *(f"{k}:{v}" for k, v in headers), "", ""])
         return out.encode("latin-1") + body
+
+
+def _as_engine_root(doc: dict, rootless) -> None:
+    """`--user "$(id -u):$(id -g)"` means "as me, so the files stay mine". On a rootless engine, you
+    are uid 0 inside (RootlessKit maps the engine's root to its user); your own uid inside would be a
+    stranger's subordinate id on the host, shut out of your files. So it becomes 0:0 there."""
+    me = {str(os.getuid()), f"{os.getuid()}:{os.getgid()}"}
+    if doc.get("User") in me and os.getuid() != 0 and rootless():
+        doc["User"] = "0:0" if ":" in doc["User"] else "0"
 
 
 def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:

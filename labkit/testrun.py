@@ -153,14 +153,18 @@ def wormhole(lab: "Lab", workdir: str | os.PathLike, image: str, runner: str, te
     socket = engine.unix_socket(lab.daemon_url, "The wormhole")
     report = workdir / ".report-container.xml"
     report.unlink(missing_ok=True)
-    # run as the notebook's user (files it writes stay yours), in the socket's group (to reach it)
-    user = f"{os.getuid()}:{os.getgid()}"
+    # run as the notebook's user (files it writes stay yours), in the socket's group (to reach it);
+    # on a rootless engine that user is the engine's root (uid 0 inside is you outside), who owns
+    # the socket already: your own uid inside would be a stranger's subordinate id outside
+    if engine.is_rootless(lab.client):
+        ids = {"user": "0:0"}
+    else:
+        ids = {"user": f"{os.getuid()}:{os.getgid()}", "group_add": [str(os.stat(socket).st_gid)]}
     start = time.monotonic()
     container = lab.create(runner, ["python3", *PYTEST, f"--junitxml={report}", *tests],
                            volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
                                     str(workdir): {"bind": str(workdir), "mode": "rw"}},
-                           working_dir=str(workdir), environment=_env(lab, image, env), user=user,
-                           group_add=[str(os.stat(socket).st_gid)])
+                           working_dir=str(workdir), environment=_env(lab, image, env), **ids)
     try:
         container.model.start()
         result = container.model.wait(timeout=timeout)
