@@ -32,11 +32,19 @@ class LearnerSpawner(LocalProcessSpawner):
         await asyncio.to_thread(self._load_images, engine)
         root = await asyncio.to_thread(self._workspace)
         self.notebook_dir = str(root)
-        self.args = [*self.args, *workspace.jupyter_args(root)[1:], "--LabApp.news_url=None",
-                     "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         self.environment = {**self.environment, "DOCKER_HOST": engine.url, "LABKIT_ROSTER_URL": self.roster_url,
-                            "LABKIT_REFERENCE": self.reference, "LABKIT_CLASSROOM": "1"}
+                            "LABKIT_REFERENCE": self.reference, "LABKIT_CLASSROOM": "1",
+                            # the learner's own runtime directory (locks, sockets), not a guessable one in /tmp
+                            "XDG_RUNTIME_DIR": str(root.parent / ".labkit" / "runtime")}
         return await super().start()
+
+    def get_args(self):
+        root = Path(self.notebook_dir)
+        return [*super().get_args(), *workspace.jupyter_args(root)[1:], "--LabApp.news_url=None",
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                # kernels talk over unix sockets in the learner's home (mode 700): loopback TCP
+                # would let any local user read another learner's kernel output
+                "--KernelManager.transport=ipc"]
 
     async def stop(self, now=False):
         try:
@@ -46,7 +54,8 @@ class LearnerSpawner(LocalProcessSpawner):
 
     async def poll(self):
         status = await super().poll()
-        if status is None and not userengine.for_user(self.user.name).answers():
+        engine = userengine.for_user(self.user.name)
+        if status is None and not await asyncio.to_thread(engine.answers, 1):
             self.log.warning("labkit: %s's server runs but their engine does not answer", self.user.name)
         return status
 
@@ -61,7 +70,7 @@ class LearnerSpawner(LocalProcessSpawner):
         home = Path(os.path.expanduser(f"~{self.user.name}"))
         root = home / "labkit-workspace"
         seed = f"from pathlib import Path; from labkit import workspace as w; w.update(Path({str(root)!r}), Path({self.reference!r})); " \
-               f"w.seed_jupyterlab(Path({str(root)!r}))"
+               f"w.seed_jupyterlab(Path({str(root)!r})); Path({str(home / '.labkit' / 'runtime')!r}).mkdir(mode=0o700, parents=True, exist_ok=True)"
         subprocess.run(["runuser", "-u", self.user.name, "--", "env", f"HOME={home}",
                         f"{self.learner_bin}/python", "-c", seed], check=True, capture_output=True, cwd=home)
         return root
@@ -122,6 +131,11 @@ def proxy_command(state_dir: Path) -> str:
                     f"configurable-http-proxy@{CHP_VERSION}"], check=True, capture_output=True)
     return str(found)
 
+def connect_host(state: dict) -> str:
+    """The address to reach the hub at from this machine (a wildcard listens on loopback too)."""
+    return "127.0.0.1" if state["ip"] in ("0.0.0.0", "::", "") else state["ip"]
+
+
 def config(state: dict, venv: Path, state_dir: Path) -> str:
     learners, trainer = state["learners"], state["trainer"]
     roster_port = state["roster_port"]
@@ -151,7 +165,8 @@ c.Spawner.http_timeout = 60
 c.LearnerSpawner.bundle = {state['bundle']!r}
 c.LearnerSpawner.learner_bin = {str(venv / 'bin')!r}
 c.LearnerSpawner.reference = {str(REPO / 'notebooks')!r}
-c.LearnerSpawner.roster_url = "http://127.0.0.1:{roster_port}/services/roster/api/progress"
+# through the proxy: the roster's own port is never handed to learners (nor their tokens to whoever binds it)
+c.LearnerSpawner.roster_url = "http://{connect_host(state)}:{state['port']}/services/roster/api/progress"
 c.JupyterHub.load_groups = {{"trainers": {{"users": [{trainer!r}]}}}}
 c.JupyterHub.services = [
     {{"name": "roster", "url": "http://127.0.0.1:{roster_port}", "command": [{sys.executable!r}, "-m", "labkit.roster"],

@@ -12,17 +12,37 @@ from pathlib import Path
 from typing import Any
 
 STATES = ("done", "in progress", "failed", "stuck", "not tried")
+MAX_BODY = 256 * 1024
+
+
+def clean(progress: object) -> dict[str, dict[str, dict]]:
+    """A learner's progress record as the roster keeps it: only known shapes and values (a learner
+    sends it, so it is checked like any input; junk is dropped, never shown)."""
+    out: dict[str, dict[str, dict]] = {}
+    if not isinstance(progress, dict):
+        return out
+    for lab, entries in progress.items():
+        if not isinstance(lab, str) or lab.startswith("_") or not isinstance(entries, dict):
+            continue
+        for ex, e in entries.items():
+            if isinstance(ex, str) and isinstance(e, dict):
+                out.setdefault(lab[:64], {})[ex[:64]] = {
+                    "status": e.get("status") if e.get("status") in ("done", "failed") else "not tried",
+                    "attempts": e["attempts"] if isinstance(e.get("attempts"), int) else 0,
+                    "hints": e["hints"] if isinstance(e.get("hints"), int) else 0,
+                    "solution": e.get("solution") is True}
+    return out
 
 
 def lab_status(entries: dict[str, dict], exercise_ids: list[str]) -> str:
     """One lab's state from a learner's progress entries: done (every exercise), stuck (an exercise
     failed 3 times or more, or its solution was shown, and it is not done), failed (a check failed),
     in progress (some done), not tried."""
-    got = [entries.get(i, {}) for i in exercise_ids]
+    got = [e if isinstance(e := entries.get(i, {}), dict) else {} for i in exercise_ids]
     if got and all(e.get("status") == "done" for e in got):
         return "done"
     open_ = [e for e in got if e.get("status") != "done"]
-    if any(e.get("solution") or (e.get("status") == "failed" and e.get("attempts", 0) >= 3) for e in open_):
+    if any(e.get("solution") is True or (e.get("status") == "failed" and int(e.get("attempts") or 0) >= 3) for e in open_):
         return "stuck"
     if any(e.get("status") == "failed" for e in got):
         return "failed"
@@ -42,9 +62,10 @@ def catalog() -> dict[str, list[str]]:
 
 def load(store: Path) -> dict[str, Any]:
     try:
-        return json.loads(store.read_text())
+        data = json.loads(store.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}
 
 
 def rows(store: Path, learners: list[str] | None = None) -> list[dict[str, Any]]:
@@ -52,8 +73,8 @@ def rows(store: Path, learners: list[str] | None = None) -> list[dict[str, Any]]
     data, labs = load(store), catalog()
     out = []
     for learner in sorted(set(learners or []) | set(data)):
-        record = data.get(learner, {})
-        progress = record.get("progress", {})
+        record = data.get(learner) if isinstance(data.get(learner), dict) else {}
+        progress = clean(record.get("progress"))
         for lab, ids in labs.items():
             for ex in ids:
                 e = progress.get(lab, {}).get(ex, {})
@@ -67,7 +88,8 @@ def rows(store: Path, learners: list[str] | None = None) -> list[dict[str, Any]]
 def summary(store: Path, learners: list[str]) -> dict[str, dict[str, str]]:
     """learner -> lab -> state."""
     data, labs = load(store), catalog()
-    return {u: {lab: lab_status(data.get(u, {}).get("progress", {}).get(lab, {}), ids) for lab, ids in labs.items()}
+    progress = {u: clean(r.get("progress")) if isinstance(r, dict) else {} for u, r in data.items()}
+    return {u: {lab: lab_status(progress.get(u, {}).get(lab, {}), ids) for lab, ids in labs.items()}
             for u in sorted(set(learners) | set(data))}
 
 
@@ -93,8 +115,17 @@ def page(store: Path, learners: list[str], engines: dict[str, bool]) -> str:
 
 
 def engine_states(learners: list[str]) -> dict[str, bool]:
+    """Does each learner's engine answer? Asked all at once, half a second each at most."""
+    from concurrent.futures import ThreadPoolExecutor
     from . import userengine
-    return {u: userengine.for_user(u).answers(1) for u in learners}
+
+    def answers(u: str) -> bool:
+        try:
+            return userengine.for_user(u).answers(0.5)
+        except Exception:
+            return False
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(zip(learners, pool.map(answers, learners)))
 
 
 def main() -> None:  # pragma: no cover - runs as a hub service; tests/integration/test_classroom.py drives it
@@ -134,15 +165,23 @@ def main() -> None:  # pragma: no cover - runs as a hub service; tests/integrati
             pass  # learners' kernels POST with a token, not a cookie
 
         async def post(self):
+            if len(self.request.body) > MAX_BODY:
+                raise web.HTTPError(413, "a progress record is far smaller")
             # who sends: the hub says whose token this is (a learner cannot send for another)
             token = self.request.headers.get("Authorization", "")
             reply = await httpclient.AsyncHTTPClient().fetch(url_path_join(api, "user"), headers={"Authorization": token},
                                                              raise_error=False)
             if reply.code != 200:
                 raise web.HTTPError(403, "not a hub token")
-            name = json.loads(reply.body)["name"]
+            name = json.loads(reply.body).get("name")
+            if learners and name not in learners:
+                raise web.HTTPError(403, "only the class's learners send progress")
+            try:
+                progress = clean(json.loads(self.request.body))
+            except ValueError:
+                raise web.HTTPError(400, "not JSON") from None
             data = load(store)
-            data[name] = {"progress": json.loads(self.request.body), "received": time.time()}
+            data[name] = {"progress": progress, "received": time.time()}
             tmp = store.with_suffix(".tmp")
             tmp.write_text(json.dumps(data))
             tmp.replace(store)

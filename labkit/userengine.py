@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .core.errors import LabkitError
-from .core.reaper import kill_user_namespace, remove_path
+from .core.reaper import remove_path
+from .core.tracker import process_alive, start_time
 from .rootless import PATH, SCRIPT_PATHS, requirements
 
 ENGINE_DIR = ".labkit/engine"
@@ -45,21 +46,31 @@ class UserEngine:
 
     def _state(self) -> dict:
         try:
-            return json.loads((self.dir / "engine.json").read_text())
+            return json.loads(_record(self).read_text())
         except (OSError, ValueError):
             return {}
 
+    def owns(self, pid: int) -> bool:
+        """Does `pid` run as this user or one of the user's subordinate ids (its containers)?"""
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            return False
+        return uid == self.uid or any(first <= uid < first + n for first, n in _subuids(self.user))
+
     def pids(self) -> list[int]:
-        """The engine's processes still alive: its process group and everything in its user namespace."""
+        """The engine's processes still alive: its process group (if its leader is still the process
+        that was started) and everything in its user namespace, each one the user's own."""
         state = self._state()
+        pgid = state.get("pgid") if state.get("pgid") and process_alive(state["pgid"], state.get("start")) else None
         out = []
         for proc in Path("/proc").iterdir():
             if not proc.name.isdigit():
                 continue
             try:
-                if os.getpgid(int(proc.name)) == state.get("pgid") or \
-                        os.readlink(proc / "ns" / "user") == state.get("userns"):
-                    out.append(int(proc.name))
+                pid = int(proc.name)
+                if (os.getpgid(pid) == pgid or os.readlink(proc / "ns" / "user") == state.get("userns")) and self.owns(pid):
+                    out.append(pid)
             except OSError:
                 pass
         return out
@@ -80,6 +91,19 @@ class UserEngine:
         state = self._state()
         return {"user": self.user, "socket": str(self.socket), "running": self.answers(),
                 "pid": state.get("pgid"), "processes": len(self.pids()), "started": state.get("started")}
+
+
+def _subuids(user: str) -> list[tuple[int, int]]:
+    """(first, count) of each /etc/subuid range of `user`."""
+    out = []
+    try:
+        for line in Path("/etc/subuid").read_text().splitlines():
+            parts = line.strip().split(":")
+            if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
+                out.append((int(parts[1]), int(parts[2])))
+    except OSError:
+        pass
+    return out
 
 
 def for_user(user: str | None = None) -> UserEngine:
@@ -103,9 +127,11 @@ def _as_user(engine: UserEngine) -> list[str]:
 
 
 def start(user: str | None = None, timeout: float = 30) -> UserEngine:
-    """Start the user's engine unless it already answers; wait until it does."""
+    """Start the user's engine unless it already answers; wait until it does. As root for a learner,
+    every file in the learner's home is made, written and read by the learner (runuser), never by
+    root: the learner controls that home, and a symlink there must not lend them root's rights."""
     engine = for_user(user)
-    if engine.answers():
+    if engine.answers() and _genuine(engine):
         return engine
     prefix = _as_user(engine)
     missing = [(what, fix) for what, ok, fix in requirements(engine.user) if not ok]
@@ -115,33 +141,37 @@ def start(user: str | None = None, timeout: float = 30) -> UserEngine:
     stop(engine)  # a dead engine's leftovers (socket, pid file, stray processes) go first
     run = engine.dir / "run"
     home = Path(pwd.getpwnam(engine.user).pw_dir)
-    for d in (home / ".labkit", engine.dir, run, engine.dir / "data"):
-        d.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
-        if os.geteuid() == 0:
-            os.chown(d, engine.uid, engine.gid)
     script = next(p for p in map(shutil.which, SCRIPT_PATHS) if p)
     env = {"HOME": str(home), "USER": engine.user, "PATH": PATH, "XDG_RUNTIME_DIR": str(run),
            "TMPDIR": str(run)}  # RootlessKit's state dir goes with the socket
-    cmd = prefix + ["env", "-i", *[f"{k}={v}" for k, v in env.items()], script,
-                    "--data-root", str(engine.dir / "data")]
+    # as the user: the directories (700), the log (opened by the user's shell), then the engine
+    shell = ('umask 077; mkdir -p "$1/run" "$1/data" && chmod 700 "$1" "$1/run" "$1/data" || exit 1; '
+             'exec >>"$1/dockerd.log" 2>&1 </dev/null; shift; exec "$@"')
+    cmd = prefix + ["env", "-i", *[f"{k}={v}" for k, v in env.items()], "sh", "-c", shell, "sh", str(engine.dir),
+                    script, "--data-root", str(engine.dir / "data")]
     begin = time.monotonic()
-    with open(engine.log, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=str(engine.dir))
-    if os.geteuid() == 0:
-        os.chown(engine.log, engine.uid, engine.gid)
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd="/")
     while time.monotonic() - begin < timeout and proc.poll() is None and not engine.answers(1):
         time.sleep(0.1)
-    userns = _userns_of(proc.pid)
-    _write_state(engine, {"pgid": proc.pid, "userns": userns, "started": time.time(),
-                          "startup": round(time.monotonic() - begin, 2)})
-    if not engine.answers():
-        tail = engine.log.read_text(errors="replace")[-1500:]
+    _write_state(engine, {"pgid": proc.pid, "start": start_time(proc.pid), "userns": _userns_of(proc.pid),
+                          "started": time.time(), "startup": round(time.monotonic() - begin, 2)})
+    if not (engine.answers() and _genuine(engine)):
+        tail = subprocess.run(prefix + ["tail", "-c", "1500", str(engine.log)], capture_output=True, text=True).stdout
         stop(engine)
         raise LabkitError(f"{engine.user}'s rootless engine did not answer within {timeout:.0f} s:\n{tail}",
                           f"Read {engine.log}; `labkit doctor` as {engine.user} lists what a rootless engine needs.")
     return engine
+
+
+def _genuine(engine: UserEngine) -> bool:
+    """The socket is a socket of the engine's user, not a symlink to someone else's engine."""
+    import stat
+    try:
+        st = os.lstat(engine.socket)
+    except OSError:
+        return False
+    return stat.S_ISSOCK(st.st_mode) and st.st_uid == engine.uid
 
 
 def _userns_of(root: int) -> str | None:
@@ -161,36 +191,54 @@ def _userns_of(root: int) -> str | None:
     return None
 
 
+ROOT_RECORDS = Path("/run/labkit-engines")  # root's own records of the engines it started for users
+
+
+def _record(engine: UserEngine) -> Path:
+    """Where the engine's pids are noted: root's own directory when root acts for a user (a file the
+    user could write must never tell root what to kill), else the user's engine directory."""
+    if os.geteuid() == 0 and os.getuid() != engine.uid:
+        ROOT_RECORDS.mkdir(mode=0o700, exist_ok=True)
+        return ROOT_RECORDS / f"{engine.user}.json"
+    return engine.dir / "engine.json"
+
+
 def _write_state(engine: UserEngine, state: dict) -> None:
-    path = engine.dir / "engine.json"
-    path.write_text(json.dumps(state))
-    if os.geteuid() == 0:
-        os.chown(path, engine.uid, engine.gid)
+    path = _record(engine)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(path)
 
 
 def stop(engine: UserEngine | str | None = None, purge: bool = False) -> int:
     """Stop the engine and every container in it (its whole user namespace); with purge, delete its
-    images and data too. How many processes were killed."""
+    images and data too. How many processes were killed. Only the user's own processes are killed."""
     engine = engine if isinstance(engine, UserEngine) else for_user(engine)
-    state = engine._state()
+    prefix = _as_user(engine)  # only its user or root
     killed = 0
-    if state:
-        _as_user(engine)  # only its user or root
-        if state.get("userns"):
-            killed += kill_user_namespace(state["userns"])
-        pgid = state.get("pgid")
-        if pgid:
+    for _ in range(3):  # the engine restarts nothing, but a kill may race a fork
+        pids = engine.pids()
+        if not pids:
+            break
+        for pid in pids:
             try:
-                os.killpg(pgid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
         deadline = time.monotonic() + 5
         while engine.pids() and time.monotonic() < deadline:
             time.sleep(0.05)
-    for leftover in (engine.dir / "run", engine.dir / "engine.json"):
-        if leftover.exists():
-            remove_path(leftover)
-    if purge and engine.dir.exists():
-        remove_path(engine.dir)
+    _record(engine).unlink(missing_ok=True)
+    # the user's files go as the user (a symlink there lends no rights); a purge also takes what the
+    # engine's containers made under subordinate ids, which only root (or the engine) may delete
+    targets = [engine.dir] if purge else [engine.dir / "run", engine.dir / "engine.json"]
+    if prefix:
+        subprocess.run(prefix + ["rm", "-rf", *map(str, targets)], capture_output=True)
+        if purge and engine.dir.exists() and not engine.dir.is_symlink():
+            shutil.rmtree(engine.dir, ignore_errors=True)  # rmtree never follows symlinks
+    else:
+        for target in targets:
+            if target.exists() or target.is_symlink():
+                remove_path(target)
     return killed

@@ -148,10 +148,6 @@ def test_page_escapes_lab_names_too(tmp_path, monkeypatch):
     assert "<b>lab</b>" not in page and "&lt;b&gt;lab&lt;/b&gt;" in page
 
 
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError),
-                   reason="review finding: the roster trusts the shape of a learner's POST; one malformed record "
-                          "(progress not a dict, attempts not a number) breaks the page, --json and --csv for the "
-                          "whole class. Remove this marker once roster.py validates or tolerates it.")
 def test_one_learners_malformed_record_does_not_break_the_roster(tmp_path, monkeypatch):
     monkeypatch.setattr(roster, "catalog", lambda: dict(CATALOG))
     store = tmp_path / "roster.json"
