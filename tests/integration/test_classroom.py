@@ -195,3 +195,30 @@ def test_a_dead_engine_is_said_in_the_notebook_and_on_the_roster(room):
     assert reply.status == "error" and "Your own engine stopped" in reply.output + reply.error, reply
     userengine.start(b)
     assert roster.engine_states([b]) == {b: True}
+
+
+def test_root_follows_no_symlink_a_learner_plants(room):
+    """Root starts a learner's engine: a symlink the learner plants in their home (here the engine's
+    log, pointing at a root-only file) must not make root write, chown or show that file."""
+    a = room["learners"][0]
+    secret_dir = Path(tempfile.mkdtemp(prefix="labkit-sentinel-"))
+    secret = secret_dir / "secret"
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    try:
+        classroom.hub_api(room, f"users/{a}/server", "DELETE")
+        begin = time.monotonic()
+        while classroom.hub_api(room, f"users/{a}")["servers"]:
+            assert time.monotonic() - begin < 60
+            time.sleep(0.3)
+        subprocess.run(["runuser", "-u", a, "--", "sh", "-c", "mkdir -p ~/.labkit/engine && rm -f ~/.labkit/engine/dockerd.log "
+                        f"&& ln -s {secret} ~/.labkit/engine/dockerd.log"], check=True)
+        try:
+            _spawn(room, a)  # may fail: the learner broke their own engine's log
+        except Exception:
+            pass
+        assert os.stat(secret).st_uid == 0 and secret.read_text() == "root only\n"
+        assert oct(os.stat(secret).st_mode & 0o777) == "0o600"
+    finally:
+        subprocess.run(["runuser", "-u", a, "--", "sh", "-c", "rm -f ~/.labkit/engine/dockerd.log"])
+        shutil.rmtree(secret_dir, ignore_errors=True)
