@@ -45,10 +45,18 @@ class UserEngine:
         return self.dir / "dockerd.log"
 
     def _state(self) -> dict:
-        try:
-            return json.loads(_record(self).read_text())
-        except (OSError, ValueError):
-            return {}
+        """Root's own record when root started it, else the user's (which only narrows what pids()
+        looks at: every pid it finds must still be the user's own)."""
+        for path in dict.fromkeys([_record(self), self.dir / "engine.json"]):
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                with os.fdopen(fd) as fh:
+                    state = json.load(fh)
+                if isinstance(state, dict):
+                    return state
+            except (OSError, ValueError):
+                pass
+        return {}
 
     def owns(self, pid: int) -> bool:
         """Does `pid` run as this user or one of the user's subordinate ids (its containers)?"""
@@ -69,7 +77,11 @@ class UserEngine:
                 continue
             try:
                 pid = int(proc.name)
-                if (os.getpgid(pid) == pgid or os.readlink(proc / "ns" / "user") == state.get("userns")) and self.owns(pid):
+                # its group, its namespace, or a process of the engine's own by its command line
+                # (rootlesskit, dockerd and containerd name the engine's directory)
+                mine = os.getpgid(pid) == pgid or os.readlink(proc / "ns" / "user") == state.get("userns") or \
+                    str(self.dir) in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if mine and self.owns(pid):
                     out.append(pid)
             except OSError:
                 pass
@@ -229,6 +241,9 @@ def stop(engine: UserEngine | str | None = None, purge: bool = False) -> int:
         deadline = time.monotonic() + 5
         while engine.pids() and time.monotonic() < deadline:
             time.sleep(0.05)
+    if engine.answers(1) and _genuine(engine):
+        raise LabkitError(f"{engine.user}'s engine still answers after its processes were killed; nothing was deleted.",
+                          f"Find it with `ps -u {engine.user} -o pid,cmd` and stop it, then run this again.")
     _record(engine).unlink(missing_ok=True)
     # the user's files go as the user (a symlink there lends no rights); a purge also takes what the
     # engine's containers made under subordinate ids, which only root (or the engine) may delete
