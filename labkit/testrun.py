@@ -145,6 +145,13 @@ def runner_image(lab: "Lab") -> str:
     return lab.name("test-runner")
 
 
+# In a container, testcontainers reaches the service on the bridge network only when it finds its own
+# container in /proc/self/cgroup: under cgroup v2, or on a rootless engine, no container is named there,
+# and it guesses the gateway and the published port instead, which is bound to a loopback (the host's,
+# or RootlessKit's) the job cannot reach. Said outright, as CI configurations do.
+BRIDGE = {"TESTCONTAINERS_CONNECTION_MODE": "bridge_ip"}
+
+
 def wormhole(lab: "Lab", workdir: str | os.PathLike, image: str, runner: str, tests: Sequence[str] = (),
              env: Mapping[str, str] | None = None, timeout: float = 300) -> TestRun:
     """The same pytest run inside a container that gets the docker socket and `workdir` mounted at
@@ -164,7 +171,7 @@ def wormhole(lab: "Lab", workdir: str | os.PathLike, image: str, runner: str, te
     container = lab.create(runner, ["python3", *PYTEST, f"--junitxml={report}", *tests],
                            volumes={socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
                                     str(workdir): {"bind": str(workdir), "mode": "rw"}},
-                           working_dir=str(workdir), environment=_env(lab, image, env), **ids)
+                           working_dir=str(workdir), environment={**BRIDGE, **_env(lab, image, env)}, **ids)
     try:
         container.model.start()
         result = container.model.wait(timeout=timeout)
