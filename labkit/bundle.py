@@ -204,12 +204,13 @@ def verify_bundle(src: str | Path) -> dict:
     return manifest
 
 
-def import_(src: str | Path, client: docker.DockerClient | None = None) -> BundleReport:
-    """Load the bundle into the engine (`client`, default: the one labkit finds)."""
+def import_(src: str | Path, client: docker.DockerClient | None = None, manifest: dict | None = None) -> BundleReport:
+    """Load the bundle into the engine (`client`, default: the one labkit finds). `manifest`: what
+    verify_bundle returned for it earlier (a classroom checks the bundle once, not per learner)."""
     start = time.monotonic()
     root = Path(src)
     cli = client or engine.client()
-    manifest = verify_bundle(root)  # everything checked before anything is loaded
+    manifest = manifest or verify_bundle(root)  # everything checked before anything is loaded
     todo = []
     report = BundleReport("import")
     for entry in manifest["images"]:

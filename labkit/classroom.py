@@ -209,6 +209,7 @@ def _up(names: list[str], trainer: str, ip: str, port: int, bundle: Path, timeou
     state["proxy"] = hub.proxy_command(STATE)
     venv = hub.learner_venv(STATE)
     hub.check_learner_can_run(venv, names[0])
+    hub.preload(str(bundle), names)
     (STATE / "jupyterhub_config.py").write_text(hub.config(state, venv, STATE))
     log = open(STATE / "hub.log", "ab")
     hub = subprocess.Popen([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(STATE / "jupyterhub_config.py")],

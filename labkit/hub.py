@@ -60,10 +60,7 @@ class LearnerSpawner(LocalProcessSpawner):
         return status
 
     def _load_images(self, engine: userengine.UserEngine) -> None:
-        # root loads them (root may open any socket); importing what is there already is a no-op
-        import docker
-        from . import bundle
-        bundle.import_(self.bundle, docker.DockerClient(base_url=engine.url, timeout=600))
+        load_images(self.bundle, engine)
 
     def _workspace(self) -> Path:
         """The learner edition in ~/labkit-workspace, made or updated as the learner (their files)."""
@@ -74,6 +71,34 @@ class LearnerSpawner(LocalProcessSpawner):
         subprocess.run(["runuser", "-u", self.user.name, "--", "env", f"HOME={home}",
                         f"{self.learner_bin}/python", "-c", seed], check=True, capture_output=True, cwd=home)
         return root
+
+
+_MANIFESTS: dict[str, dict] = {}  # bundle -> its manifest, checked once per process (300 MB of sha256)
+
+
+def load_images(bundle_dir: str, engine: userengine.UserEngine):
+    """The class bundle's images into a learner's engine. Root loads them (root may open any
+    socket; start() checked it is the learner's own); what is there already is skipped."""
+    import docker
+    from . import bundle
+    if bundle_dir not in _MANIFESTS:
+        _MANIFESTS[bundle_dir] = bundle.verify_bundle(bundle_dir)
+    return bundle.import_(bundle_dir, docker.DockerClient(base_url=engine.url, timeout=600), _MANIFESTS[bundle_dir])
+
+
+def preload(bundle_dir: str, names: list[str], workers: int = 2) -> None:
+    """Before the class: each learner's engine started once, loaded from the bundle, stopped again
+    (its images stay), so that when everyone logs in at once a spawn only starts what is ready."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> None:
+        engine = userengine.start(name)
+        try:
+            load_images(bundle_dir, engine)
+        finally:
+            userengine.stop(engine)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(one, names))
 
 
 # --- what `labkit classroom up` provisions for the hub ------------------------------------------

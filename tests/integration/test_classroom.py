@@ -155,21 +155,38 @@ def test_bad_input_is_refused_with_a_hint(room):
         classroom.STATE = st
 
 
-def _login(state, user, password) -> int:
-    """The login form, as a browser sends it (PAM checks the password); the status after it."""
+def _browser(state, user, password):
+    """A browser's cookie jar after the login form (PAM checks the password): (status, opener)."""
     import http.cookiejar
     import re
-    jar = http.cookiejar.CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
     base = f"http://127.0.0.1:{state['port']}/hub/"
     page = opener.open(base + "login", timeout=30).read().decode()
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page).group(1)
     form = urllib.parse.urlencode({"username": user, "password": password, "_xsrf": xsrf}).encode()
     try:
         with opener.open(base + "login?next=%2Fhub%2Fhome", data=form, timeout=60) as r:
-            return r.status if "/hub/home" in r.url or "/user/" in r.url else 0
+            return (r.status if "/hub/home" in r.url or "/user/" in r.url else 0), opener
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, opener
+
+
+def _login(state, user, password) -> int:
+    return _browser(state, user, password)[0]
+
+
+def test_the_roster_page_is_the_trainers_alone(room):
+    """The trainer logs in and opens the roster (the hub's OAuth in between); a learner gets 403."""
+    a, trainer = room["learners"][0], room["trainer"]
+    status, browser = _browser(room, trainer, room["passwords"][trainer])
+    assert status == 200
+    with browser.open(f"http://127.0.0.1:{room['port']}/services/roster/", timeout=60) as r:
+        page = r.read().decode()
+    assert "<h1>Roster</h1>" in page and a in page and "welcome" in page
+    status, browser = _browser(room, a, room["passwords"][a])
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        browser.open(f"http://127.0.0.1:{room['port']}/services/roster/", timeout=60)
+    assert refused.value.code == 403
 
 
 def test_learners_log_in_with_their_card(room):
