@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import importlib.util
 import json
+import os
 import platform
 import re
 import shutil
@@ -131,7 +132,8 @@ def _sha256(path: Path) -> str:
 def _progress(total: int, desc: str):
     from tqdm.auto import tqdm
     from .core.render import stable
-    return tqdm(total=total, desc=desc, unit="item", disable=stable())
+    # an explicit disable= wins over tqdm's own TQDM_DISABLE, so honour that here (CI, a classroom's preload)
+    return tqdm(total=total, desc=desc, unit="item", disable=stable() or bool(os.environ.get("TQDM_DISABLE")))
 
 
 def export(dest: str | Path, names: Iterable[str] | None = None, wheels: bool = False,

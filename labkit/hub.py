@@ -90,6 +90,7 @@ def preload(bundle_dir: str, names: list[str], workers: int = 2) -> None:
     """Before the class: each learner's engine started once, loaded from the bundle, stopped again
     (its images stay), so that when everyone logs in at once a spawn only starts what is ready."""
     from concurrent.futures import ThreadPoolExecutor
+    from tqdm.auto import tqdm
 
     def one(name: str) -> None:
         engine = userengine.start(name)
@@ -97,8 +98,18 @@ def preload(bundle_dir: str, names: list[str], workers: int = 2) -> None:
             load_images(bundle_dir, engine)
         finally:
             userengine.stop(engine)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(one, names))
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # one bar for the class, not one per learner's import
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool, \
+                tqdm(total=len(names), desc="learners' engines", unit="learner", disable=bool(quiet)) as bar:
+            for _ in pool.map(one, names):
+                bar.update(1)
+    finally:
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
 
 
 # --- what `labkit classroom up` provisions for the hub ------------------------------------------
