@@ -81,13 +81,17 @@ def max_learners(avail_mb: int | None = None) -> int:
     return max(0, (avail - HUB_MB) // PER_LEARNER_MB)
 
 
-def limits_note() -> str:
-    """Can this host hold each learner to a memory/CPU budget? Only systemd with cgroup v2 delegation can."""
+def limits_available() -> bool:
+    """Can this host hold each learner to a memory/CPU budget? Only systemd with cgroup v2 can."""
+    return Path("/sys/fs/cgroup/cgroup.controllers").exists() and Path("/run/systemd/system").is_dir()
+
+
+def limits_note(memory: str = "2G", cpus: float = 1.0) -> str:
     v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
     systemd = Path("/run/systemd/system").is_dir()
     if v2 and systemd:
-        return ("per-learner limits: this host could enforce them (systemd with cgroup v2), but the classroom does not "
-                "set them yet: learners' servers and engines do not run in their user slices")
+        return (f"per-learner limits: each learner's engine and containers run in a systemd scope held to "
+                f"MemoryMax={memory} and {cpus:g} CPU (their server and kernels are not limited)")
     why = ", ".join(w for w, bad in (("cgroup v1", not v2), ("no systemd", not systemd)) if bad)
     return (f"per-learner limits: NOT enforced on this host ({why}): a learner's containers can use all of the "
             "server's memory and CPU; size the class with margin (see the README, 'A class on one server')")
@@ -179,7 +183,7 @@ def hub_api(state: dict, path: str, method: str = "GET", body: dict | None = Non
 
 
 def up(learners: int, prefix: str = "learner", trainer: str = "trainer", ip: str = "127.0.0.1", port: int = 8000,
-       bundle: str | Path | None = None, timeout: float = 60) -> dict:
+       bundle: str | Path | None = None, timeout: float = 60, memory: str = "2G", cpus: float = 1.0) -> dict:
     """Make the accounts, the learners' venv and the hub config; start the hub; return the state."""
     if _hub_alive(load_state()):
         raise LabkitError("A classroom runs already.", "`labkit classroom status` shows it; `labkit classroom down` ends it.")
@@ -188,16 +192,20 @@ def up(learners: int, prefix: str = "learner", trainer: str = "trainer", ip: str
     _preflight(names, trainer, ip, port, bundle)
     old_umask = os.umask(0o077)  # the hub's database, logs and the roster are root's alone (the venv is opened below)
     try:
-        return _up(names, trainer, ip, port, bundle, timeout)
+        state = _up(names, trainer, ip, port, bundle, timeout, memory if limits_available() else "",
+                    cpus if limits_available() else 0)
+        return state
     finally:
         os.umask(old_umask)
 
 
-def _up(names: list[str], trainer: str, ip: str, port: int, bundle: Path, timeout: float) -> dict:
+def _up(names: list[str], trainer: str, ip: str, port: int, bundle: Path, timeout: float, memory: str,
+        cpus: float) -> dict:
     STATE.mkdir(parents=True, exist_ok=True)
     hub_port, proxy_api_port, roster_port = _free_ports(3)
     state = {"learners": names, "trainer": trainer, "ip": ip, "port": port, "bundle": str(bundle),
              "hub_port": hub_port, "proxy_api_port": proxy_api_port, "roster_port": roster_port,
+             "memory": memory, "cpus": cpus,
              "admin_token": secrets.token_hex(32), "accounts": load_state().get("accounts", []),
              "passwords": load_state().get("passwords", {})}  # a second up after a failed one keeps the cards
     _save(state)
@@ -272,7 +280,7 @@ def status() -> dict:
             pass
     learners = [{"learner": u, "server": servers.get(u, False), "engine": _engine_answers(u)} for u in state["learners"]]
     return {"running": up_, "url": f"http://{state['ip']}:{state['port']}/", "hub_pid": state.get("hub_pid"),
-            "learners": learners, "limits": limits_note()}
+            "learners": learners, "limits": limits_note(state.get("memory") or "2G", state.get("cpus") or 1.0)}
 
 
 def _services() -> list[int]:

@@ -141,11 +141,11 @@ def _classroom(args: argparse.Namespace) -> int:
     from . import classroom, roster
     if args.action == "up":
         state = classroom.up(args.learners, prefix=args.prefix, trainer=args.trainer, ip=args.ip, port=args.port,
-                             bundle=args.bundle)
+                             bundle=args.bundle, memory=args.memory, cpus=args.cpus)
         print(classroom.cards(state))
         print(f"\nJupyterHub: http://{state['ip']}:{state['port']}/ (each learner's engine starts with their server)")
         print(f"login cards also in {classroom.STATE / 'classroom.json'} (root only)")
-        print(classroom.limits_note())
+        print(classroom.limits_note(args.memory, args.cpus))
         if args.ip != "127.0.0.1":
             print(f"WARNING: listening on {args.ip} over plain HTTP: put TLS in front (a reverse proxy with a "
                   "certificate) before learners type passwords over a network.")
@@ -295,6 +295,10 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--ip", default="127.0.0.1", help="up: the hub's address (default: %(default)s; another one needs TLS in front)")
     cr.add_argument("--port", type=int, default=8000, help="up: the hub's port (default: %(default)s)")
     cr.add_argument("--bundle", help="up: the class bundle from `labkit bundle export` (default: /var/lib/labkit-classroom/bundle)")
+    cr.add_argument("--memory", default="2G", help="up: memory of each learner's engine and containers, where the host "
+                                                   "can hold it (systemd with cgroup v2; default: %(default)s)")
+    cr.add_argument("--cpus", type=float, default=1.0, help="up: CPUs of each learner's engine and containers, likewise "
+                                                            "(default: %(default)s)")
     cr.add_argument("--json", action="store_true", help="status, progress: JSON")
     cr.add_argument("--csv", action="store_true", help="progress: CSV, one row per learner and exercise")
     cr.set_defaults(func=_classroom)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from jupyterhub.spawner import LocalProcessSpawner
-from traitlets import Unicode
+from traitlets import Float, Unicode
 
 from . import userengine, workspace
 from .core.errors import LabkitError
@@ -24,10 +24,12 @@ class LearnerSpawner(LocalProcessSpawner):
     learner_bin = Unicode("", config=True, help="bin/ of the venv learners run (labkit, jupyterhub-singleuser)")
     roster_url = Unicode("", config=True, help="where a learner's kernel sends its progress")
     reference = Unicode("", config=True, help="the reference edition's notebooks (lab.solution reads them)")
+    engine_memory = Unicode("", config=True, help="MemoryMax of a learner's engine and containers (systemd + cgroup v2 only)")
+    engine_cpus = Float(0, config=True, help="CPUs of a learner's engine and containers (systemd + cgroup v2 only)")
 
     async def start(self):
         name = self.user.name
-        engine = await asyncio.to_thread(userengine.start, name)
+        engine = await asyncio.to_thread(userengine.start, name, 30, self.engine_memory, self.engine_cpus)
         self.log.info("labkit: %s's engine answers at %s", name, engine.socket)
         await asyncio.to_thread(self._load_images, engine)
         root = await asyncio.to_thread(self._workspace)
@@ -201,6 +203,8 @@ c.Spawner.http_timeout = 60
 c.LearnerSpawner.bundle = {state['bundle']!r}
 c.LearnerSpawner.learner_bin = {str(venv / 'bin')!r}
 c.LearnerSpawner.reference = {str(REPO / 'notebooks')!r}
+c.LearnerSpawner.engine_memory = {state.get('memory', '')!r}
+c.LearnerSpawner.engine_cpus = {float(state.get('cpus', 0))!r}
 # through the proxy: the roster's own port is never handed to learners (nor their tokens to whoever binds it)
 c.LearnerSpawner.roster_url = "http://{connect_host(state)}:{state['port']}/services/roster/api/progress"
 c.JupyterHub.load_groups = {{"trainers": {{"users": [{trainer!r}]}}}}

@@ -138,10 +138,22 @@ def _as_user(engine: UserEngine) -> list[str]:
     return [shutil.which("runuser") or "runuser", "-u", engine.user, "--"]
 
 
-def start(user: str | None = None, timeout: float = 30) -> UserEngine:
+def limited(command: list[str], user: str, memory: str = "", cpus: float = 0) -> list[str]:
+    """`command` inside a systemd scope that holds it, and everything it starts (the engine's
+    containers), to `memory` (e.g. "2G") and `cpus` (1.5 = 150% of one core). Only root on a host
+    with systemd and cgroup v2 can; elsewhere the command as it is (the classroom says so)."""
+    if not (memory or cpus) or os.geteuid() != 0 or not shutil.which("systemd-run"):
+        return command
+    props = [*(["-p", f"MemoryMax={memory}"] if memory else []),
+             *(["-p", f"CPUQuota={round(cpus * 100)}%"] if cpus else [])]
+    return ["systemd-run", "--scope", "--quiet", "--collect", f"--unit=labkit-engine-{user}", *props, "--", *command]
+
+
+def start(user: str | None = None, timeout: float = 30, memory: str = "", cpus: float = 0) -> UserEngine:
     """Start the user's engine unless it already answers; wait until it does. As root for a learner,
     every file in the learner's home is made, written and read by the learner (runuser), never by
-    root: the learner controls that home, and a symlink there must not lend them root's rights."""
+    root: the learner controls that home, and a symlink there must not lend them root's rights.
+    memory/cpus: limits for the engine and its containers where the host can hold them (limited())."""
     engine = for_user(user)
     if engine.answers() and _genuine(engine):
         return engine
@@ -162,6 +174,7 @@ def start(user: str | None = None, timeout: float = 30) -> UserEngine:
     cmd = prefix + ["env", "-i", *[f"{k}={v}" for k, v in env.items()], "sh", "-c", shell, "sh", str(engine.dir),
                     script, "--data-root", str(engine.dir / "data")]
     begin = time.monotonic()
+    cmd = limited(cmd, engine.user, memory, cpus)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, cwd="/")
     while time.monotonic() - begin < timeout and proc.poll() is None and not engine.answers(1):

@@ -71,10 +71,11 @@ def test_limits_note_says_plainly_when_limits_are_not_enforced(monkeypatch, v2, 
     assert "all of the server's memory and CPU" in note and "README" in note
 
 
-def test_limits_note_with_systemd_and_cgroup_v2_says_they_are_not_set_yet(monkeypatch):
+def test_limits_note_with_systemd_and_cgroup_v2_names_the_limits(monkeypatch):
     _host(monkeypatch, True, True)
-    note = classroom.limits_note()
-    assert "could enforce" in note and "does not set them" in note
+    note = classroom.limits_note("3G", 1.5)
+    assert "MemoryMax=3G" in note and "1.5 CPU" in note and "NOT" not in note
+    assert classroom.limits_available()
 
 
 def test_limits_note_on_this_host():
@@ -412,3 +413,16 @@ def test_a_roster_that_is_gone_costs_the_learner_nothing(roster_server, monkeypa
     thread.join(6)
     assert not thread.is_alive() and crashed == []
     assert exercises.load_progress() == RECORD
+
+
+def test_an_engine_is_held_to_its_limits_only_where_systemd_can(monkeypatch):
+    from labkit import userengine
+    cmd = ["runuser", "-u", "learner01", "--", "dockerd-rootless.sh"]
+    monkeypatch.setattr(userengine.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(userengine.shutil, "which", lambda name: f"/usr/bin/{name}")
+    wrapped = userengine.limited(cmd, "learner01", "2G", 1.5)
+    assert wrapped[:2] == ["systemd-run", "--scope"] and wrapped[-len(cmd):] == cmd
+    assert "MemoryMax=2G" in wrapped and "CPUQuota=150%" in wrapped and "--unit=labkit-engine-learner01" in wrapped
+    assert userengine.limited(cmd, "learner01") == cmd  # no limits asked
+    monkeypatch.setattr(userengine.shutil, "which", lambda name: None)
+    assert userengine.limited(cmd, "learner01", "2G", 1.5) == cmd  # no systemd-run: as it is
