@@ -283,7 +283,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--timeout", type=float, default=30, help="start: seconds to wait for it to answer (default: %(default)s)")
     e.set_defaults(func=_engine)
     cr = sub.add_parser("classroom", help="a class on one Linux server: JupyterHub, an account and a rootless engine per learner",
-                        description="up (root): makes one account per learner (LEARNER01..) and a trainer, prints login "
+                        description="up (root): makes one account per learner (learner01, ...) and a trainer, prints login "
                                     "cards, starts JupyterHub on 127.0.0.1 (each learner's own rootless engine starts "
                                     "with their server; the lab images come from --bundle). status: hub, servers, "
                                     "engines. progress: the trainer's roster (--json, --csv). down: stops everything "
@@ -294,7 +294,7 @@ def parser() -> argparse.ArgumentParser:
     cr.add_argument("--trainer", default="trainer", help="up: the trainer's account, who sees the roster (default: %(default)s)")
     cr.add_argument("--ip", default="127.0.0.1", help="up: the hub's address (default: %(default)s; another one needs TLS in front)")
     cr.add_argument("--port", type=int, default=8000, help="up: the hub's port (default: %(default)s)")
-    cr.add_argument("--bundle", help="up: the class bundle from `labkit bundle export` (default: /var/lib/labkit-classroom/bundle)")
+    cr.add_argument("--bundle", help="up: the class bundle from `labkit bundle export` (default: /var/lib/labkit-bundle, kept by down)")
     cr.add_argument("--memory", default="2G", help="up: memory of each learner's engine and containers, where the host "
                                                    "can hold it (systemd with cgroup v2; default: %(default)s)")
     cr.add_argument("--cpus", type=float, default=1.0, help="up: CPUs of each learner's engine and containers, likewise "
