@@ -89,11 +89,20 @@ def sanitizers(rootless: bool = False) -> list[tuple[re.Pattern, str]]:
 
 
 def text_of(cell, rootless: bool = False) -> str:
-    parts = []
+    parts: list = []
+    stream = None  # consecutive chunks of one stream are one text (the kernel may flush a print in two)
     for out in cell.get("outputs", []):
         if out.get("output_type") == "stream":
-            parts.append(out.get("text", ""))
-        elif "data" in out and "text/plain" in out["data"]:
+            text = out.get("text", "")
+            text = text if isinstance(text, str) else "".join(text)
+            if stream == out.get("name") and parts:
+                parts[-1] += text
+            else:
+                parts.append(text)
+            stream = out.get("name")
+            continue
+        stream = None
+        if "data" in out and "text/plain" in out["data"]:
             parts.append(out["data"]["text/plain"])
         elif out.get("output_type") == "error":
             parts.append(f"{out.get('ename')}: {out.get('evalue')}")

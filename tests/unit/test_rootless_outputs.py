@@ -91,3 +91,18 @@ def test_the_colleagues_job_says_bridge_too():
     job = (ASSETS / "ci-job.sh").read_text()
     assert "-e TESTCONTAINERS_CONNECTION_MODE=bridge_ip" in job
     assert '-v "$PWD:/src" -w /src' in job  # the first bug stays for the learner to find
+
+
+def test_a_print_flushed_in_two_chunks_compares_as_one_text():
+    """Under load the kernel may send one print as two stream messages ('...\\n' then '\\n'): the
+    same text as one message, not an extra blank line (seen once in CI's two-copies-at-once test)."""
+    from labkit import verify
+    one = {"outputs": [{"output_type": "stream", "name": "stdout", "text": "a\nb\n\n"},
+                       {"output_type": "execute_result", "data": {"text/plain": "table"}}]}
+    two = {"outputs": [{"output_type": "stream", "name": "stdout", "text": "a\nb\n"},
+                       {"output_type": "stream", "name": "stdout", "text": "\n"},
+                       {"output_type": "execute_result", "data": {"text/plain": "table"}}]}
+    assert verify.text_of(one) == verify.text_of(two)
+    stderr = {"outputs": [{"output_type": "stream", "name": "stdout", "text": "a\n"},
+                          {"output_type": "stream", "name": "stderr", "text": "b\n"}]}
+    assert verify.text_of(stderr) == "a\n\nb"  # another stream stays apart
