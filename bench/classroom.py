@@ -21,15 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from labkit import bundle, classroom, hubkernel  # noqa: E402
-
-
-def _subids(name: str) -> range:
-    for line in Path("/etc/subuid").read_text().splitlines():
-        user, first, count = line.split(":")
-        if user == name:
-            return range(int(first), int(first) + int(count))
-    return range(0)
+from labkit import bundle, classroom, hubkernel, rootless  # noqa: E402
 
 
 def learner_memory_mb(names: list[str]) -> dict[str, float]:
@@ -37,14 +29,14 @@ def learner_memory_mb(names: list[str]) -> dict[str, float]:
     import pwd
     owners = {}
     for n in names:
-        owners[n] = (pwd.getpwnam(n).pw_uid, _subids(n))
+        owners[n] = (pwd.getpwnam(n).pw_uid, [range(f, f + c) for f, c in rootless.subuids(n)])
     total = {n: 0.0 for n in names}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             uid = proc.stat().st_uid
-            who = next((n for n, (u, sub) in owners.items() if uid == u or uid in sub), None)
+            who = next((n for n, (u, subs) in owners.items() if uid == u or any(uid in r for r in subs)), None)
             if who is None:
                 continue
             for line in (proc / "smaps_rollup").read_text().splitlines():

@@ -45,6 +45,11 @@ def _subid_ranges(path: str) -> list[tuple[str, int, int]]:
     return out
 
 
+def subuids(user: str) -> list[tuple[int, int]]:
+    """(first, count) of each /etc/subuid range of `user` (the host uids its containers run as)."""
+    return [(first, n) for u, first, n in _subid_ranges("/etc/subuid") if u == user]
+
+
 def _subid_range(user: str, path: str) -> bool:
     return any(u == user for u, _, _ in _subid_ranges(path))
 

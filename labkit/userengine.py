@@ -20,7 +20,7 @@ from pathlib import Path
 from .core.errors import LabkitError
 from .core.reaper import remove_path
 from .core.tracker import process_alive, start_time
-from .rootless import PATH, SCRIPT_PATHS, requirements
+from .rootless import PATH, SCRIPT_PATHS, requirements, subuids
 
 ENGINE_DIR = ".labkit/engine"
 
@@ -64,7 +64,7 @@ class UserEngine:
             uid = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             return False
-        return uid == self.uid or any(first <= uid < first + n for first, n in _subuids(self.user))
+        return uid == self.uid or any(first <= uid < first + n for first, n in subuids(self.user))
 
     def pids(self) -> list[int]:
         """The engine's processes still alive: its process group (if its leader is still the process
@@ -103,19 +103,6 @@ class UserEngine:
         state = self._state()
         return {"user": self.user, "socket": str(self.socket), "running": self.answers(),
                 "pid": state.get("pgid"), "processes": len(self.pids()), "started": state.get("started")}
-
-
-def _subuids(user: str) -> list[tuple[int, int]]:
-    """(first, count) of each /etc/subuid range of `user`."""
-    out = []
-    try:
-        for line in Path("/etc/subuid").read_text().splitlines():
-            parts = line.strip().split(":")
-            if len(parts) == 3 and parts[0] == user and parts[1].isdigit() and parts[2].isdigit():
-                out.append((int(parts[1]), int(parts[2])))
-    except OSError:
-        pass
-    return out
 
 
 def for_user(user: str | None = None) -> UserEngine:
